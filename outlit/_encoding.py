@@ -1,0 +1,162 @@
+"""Turn one queued event into strict JSON bytes, whatever the caller put in its properties.
+
+Runs in the background worker. The fast path hands the event to orjson (when installed) or the
+stdlib encoder; only when that fails (NaN, a lone surrogate, an odd key, a cycle) is the event
+walked and sanitized. The result is always strict JSON (no NaN/Infinity literals) in UTF-8.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import json
+import logging
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+logger = logging.getLogger("outlit")
+
+_MAX_DEPTH = 32
+
+_orjson: Any
+try:  # optional speed-up: pip install "outlit[speedups]"
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised when orjson is absent
+    _orjson = None
+
+
+def _convert(value: Any) -> Any:
+    """JSON-able form of a value the encoders do not know natively; raise TypeError otherwise."""
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        if value.is_finite():
+            # Integral decimals stay ints; others become floats, as JSON has only numbers.
+            return int(value) if value == value.to_integral_value() else float(value)
+        return None
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    for method in ("model_dump", "dict", "to_dict", "__json__"):
+        fn = getattr(value, method, None)
+        if callable(fn) and not isinstance(value, type):
+            try:
+                result = fn(mode="json") if method == "model_dump" else fn()
+            except TypeError:
+                result = fn()
+            return result
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _sanitize(value: Any, depth: int, seen: set[int], warn: Callable[[Any], None]) -> Any:
+    """Walk a value and make every part of it strict JSON."""
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        # Lone surrogates cannot be encoded as UTF-8.
+        return value.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(value) else value
+    if isinstance(value, int) and not isinstance(value, enum.Enum):
+        return int(value)
+    if isinstance(value, float) and not isinstance(value, enum.Enum):
+        return float(value) if math.isfinite(value) else None
+    if depth >= _MAX_DEPTH:
+        warn(value)
+        return str(value)
+    if isinstance(value, (Mapping, list, tuple)):
+        if id(value) in seen:
+            warn(value)
+            return "<circular reference>"
+        seen.add(id(value))
+        try:
+            if isinstance(value, Mapping):
+                return {_key(k): _sanitize(v, depth + 1, seen, warn) for k, v in value.items()}
+            return [_sanitize(v, depth + 1, seen, warn) for v in value]
+        finally:
+            seen.discard(id(value))
+    try:
+        converted = _convert(value)
+    except Exception:
+        warn(value)
+        try:
+            return _sanitize(str(value), depth + 1, seen, warn)
+        except Exception:
+            return f"<unprintable {type(value).__name__}>"
+    return _sanitize(converted, depth + 1, seen, warn)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(key) else key
+    if isinstance(key, enum.Enum):
+        key = key.value
+    if key is None or isinstance(key, bool):
+        return json.dumps(key)
+    return str(key)
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _stdlib_dumps(event: Mapping[str, Any]) -> bytes:
+    return json.dumps(
+        event, default=_convert, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
+
+
+if _orjson is not None:
+    _ORJSON_OPTS = _orjson.OPT_NON_STR_KEYS
+
+    def _fast_dumps(event: Mapping[str, Any]) -> bytes:
+        # orjson writes NaN/Infinity as null, which is what we want.
+        encoded: bytes = _orjson.dumps(event, default=_convert, option=_ORJSON_OPTS)
+        return encoded
+
+    ENCODER_NAME = "orjson"
+else:  # pragma: no cover - exercised when orjson is absent
+    _fast_dumps = _stdlib_dumps
+    ENCODER_NAME = "json"
+
+
+def encode_event(event: Mapping[str, Any], *, use_orjson: bool = True) -> bytes:
+    """Strict JSON bytes for one event; never raises for odd property values."""
+    dumps = _fast_dumps if use_orjson else _stdlib_dumps
+    try:
+        return dumps(event)
+    except Exception:
+        pass
+    unconvertible: list[str] = []
+
+    def warn(value: Any) -> None:
+        unconvertible.append(type(value).__name__)
+
+    cleaned = _sanitize(event, 0, set(), warn)
+    if unconvertible:
+        logger.warning(
+            "outlit: event %r had values that are not JSON-serializable (%s); sent as their str()",
+            event.get("eventName") or event.get("type"),
+            ", ".join(sorted(set(unconvertible))),
+        )
+    return json.dumps(cleaned, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8"
+    )

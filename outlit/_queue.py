@@ -1,0 +1,101 @@
+"""Where events wait: the bounded in-memory queue between callers and the background worker.
+
+Callers append built event dicts (``deque.append`` is atomic, so no lock on the request path).
+The worker takes batches from the front, encoding each event once; a batch that failed for a
+transient reason goes back to the front as encoded bytes, so a retry sends exactly the same
+bytes, ``uuid`` included. ``flush()`` places a :class:`FlushMarker` behind the events it waits for.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+# The body is {"source":"server","events":[e1,e2,...]}: this many bytes beside the events.
+BODY_PREFIX = b'{"source":"server","events":['
+BODY_SUFFIX = b"]}"
+BODY_OVERHEAD = len(BODY_PREFIX) + len(BODY_SUFFIX)
+
+
+class FlushMarker:
+    """Set once every event queued before it has been delivered or given up on."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class EventQueue(deque):  # type: ignore[type-arg]
+    """A deque of event dicts, encoded events (bytes) and flush markers.
+
+    It is a plain deque subclass so that the request path pays only for ``append``; the
+    cap (``max_queue_size``) is checked by the client before appending.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.markers = 0
+        self._marker_lock = threading.Lock()
+
+    def add_marker(self, marker: FlushMarker) -> None:
+        with self._marker_lock:
+            self.markers += 1
+            self.append(marker)
+
+    def events_waiting(self) -> int:
+        return max(len(self) - self.markers, 0)
+
+    def release_front_markers(self) -> None:
+        """Mark done every flush marker at the front (nothing unsettled is ahead of them)."""
+        while self:
+            item = self[0]
+            if type(item) is not FlushMarker:
+                return
+            with self._marker_lock:
+                self.popleft()
+                self.markers -= 1
+            item.done.set()
+
+    def release_all_markers(self) -> None:
+        for item in [i for i in self if type(i) is FlushMarker]:
+            item.done.set()
+
+    def take_batch(
+        self,
+        max_events: int,
+        max_bytes: int,
+        encode: Callable[[dict[str, Any]], bytes | None],
+    ) -> list[bytes]:
+        """Pop up to ``max_events`` encoded events whose body fits ``max_bytes``.
+
+        Stops at a flush marker. ``encode`` turns a dict into bytes, or returns None when the
+        event cannot be sent (it then counts and logs the drop itself).
+        """
+        batch: list[bytes] = []
+        size = BODY_OVERHEAD
+        while self and len(batch) < max_events:
+            item = self.popleft()
+            if type(item) is FlushMarker:
+                self.appendleft(item)
+                break
+            encoded = item if type(item) is bytes else encode(item)
+            if encoded is None:
+                continue
+            added = len(encoded) + (1 if batch else 0)
+            if size + added > max_bytes and batch:
+                self.appendleft(encoded)
+                break
+            batch.append(encoded)
+            size += added
+        return batch
+
+    def requeue(self, batch: Iterable[bytes]) -> None:
+        """Put encoded events back at the front, in their original order."""
+        self.extendleft(reversed(list(batch)))
+
+
+def build_body(batch: list[bytes]) -> bytes:
+    return BODY_PREFIX + b",".join(batch) + BODY_SUFFIX

@@ -1,0 +1,162 @@
+"""Request-bound trackers: the client's methods with the current user's identity filled in.
+
+The framework adapters create one :class:`BoundTracker` per request with a function that finds
+the request's user. The identity is looked up at most once, and only when a call needs it.
+A call that names any identity field of its own is sent exactly as given: identities are
+never mixed (an admin tracking an event for another user's email does not get the admin's id).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._events import BILLING_IDENTITY, STAGE_IDENTITY, TRACK_IDENTITY
+
+if TYPE_CHECKING:
+    from ._client import Outlit
+    from ._worker import FlushResult
+
+logger = logging.getLogger("outlit")
+
+IdentitySource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None
+
+#: The identity keys a resolver may return.
+IDENTITY_KEYS = TRACK_IDENTITY
+
+_UNRESOLVED: Any = object()
+
+
+class BoundTracker:
+    """Has every tracking method of :class:`~outlit.Outlit`; fills in a default identity."""
+
+    __slots__ = ("_client", "_identity", "_source", "customer", "user")
+
+    def __init__(self, client: Outlit, identity: IdentitySource = None) -> None:
+        self._client = client
+        self._source = identity
+        self._identity: Any = _UNRESOLVED
+        self.user = _BoundUser(self)
+        self.customer = _BoundCustomer(self)
+
+    @property
+    def client(self) -> Outlit:
+        return self._client
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The default identity (resolved once; {} when there is none)."""
+        if self._identity is _UNRESOLVED:
+            self._identity = self._resolve()
+        return dict(self._identity)
+
+    def _resolve(self) -> dict[str, Any]:
+        source = self._source
+        try:
+            found = source() if callable(source) else source
+        except Exception:
+            # The identity hook is app code; a failure there must not break the request.
+            logger.exception("outlit: the identity function raised; tracking without identity")
+            return {}
+        if not found:
+            return {}
+        return {
+            k: v for k, v in dict(found).items() if k in IDENTITY_KEYS and v is not None and v != ""
+        }
+
+    def _fill(self, kwargs: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+        for name in fields:
+            if kwargs.get(name) is not None:
+                return kwargs
+        if self._identity is _UNRESOLVED:
+            self._identity = self._resolve()
+        for name in fields:
+            value = self._identity.get(name)
+            if value is not None:
+                kwargs[name] = value
+        return kwargs
+
+    def track(self, **kwargs: Any) -> None:
+        """:meth:`Outlit.track`, with the bound identity when the call names none."""
+        self._client.track(**self._fill(kwargs, TRACK_IDENTITY))
+
+    def identify(self, **kwargs: Any) -> None:
+        """:meth:`Outlit.identify`, with the bound identity when the call names none."""
+        self._client.identify(**self._fill(kwargs, TRACK_IDENTITY))
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        return self._client.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> FlushResult:
+        return await self._client.aflush(timeout)
+
+    @property
+    def queue_size(self) -> int:
+        return self._client.queue_size
+
+    def __repr__(self) -> str:
+        return f"<BoundTracker identity={sorted(self.identity)} client={self._client!r}>"
+
+
+class _BoundUser:
+    __slots__ = ("_tracker",)
+
+    def __init__(self, tracker: BoundTracker) -> None:
+        self._tracker = tracker
+
+    def identify(self, **kwargs: Any) -> None:
+        self._tracker.identify(**kwargs)
+
+    def activate(self, **kwargs: Any) -> None:
+        t = self._tracker
+        t._client.user.activate(**t._fill(kwargs, STAGE_IDENTITY))
+
+    def engaged(self, **kwargs: Any) -> None:
+        t = self._tracker
+        t._client.user.engaged(**t._fill(kwargs, STAGE_IDENTITY))
+
+    def inactive(self, **kwargs: Any) -> None:
+        t = self._tracker
+        t._client.user.inactive(**t._fill(kwargs, STAGE_IDENTITY))
+
+
+class _BoundCustomer:
+    __slots__ = ("_tracker",)
+
+    def __init__(self, tracker: BoundTracker) -> None:
+        self._tracker = tracker
+
+    def trialing(self, **kwargs: Any) -> None:
+        t = self._tracker
+        t._client.customer.trialing(**t._fill(kwargs, BILLING_IDENTITY))
+
+    def paid(self, **kwargs: Any) -> None:
+        t = self._tracker
+        t._client.customer.paid(**t._fill(kwargs, BILLING_IDENTITY))
+
+    def churned(self, **kwargs: Any) -> None:
+        t = self._tracker
+        t._client.customer.churned(**t._fill(kwargs, BILLING_IDENTITY))
+
+
+def user_identity(user: Any) -> dict[str, Any]:
+    """The identity of an authenticated user object (Django, Flask-Login, Starlette...).
+
+    ``user_id`` is the string form of ``pk`` (else ``id``, else ``get_id()``); ``email`` is
+    added when the object has a non-blank one. Anonymous users give ``{}``.
+    """
+    if user is None or not getattr(user, "is_authenticated", False):
+        return {}
+    identity: dict[str, Any] = {}
+    key = getattr(user, "pk", None)
+    if key is None:
+        key = getattr(user, "id", None)
+    if key is None and callable(getattr(user, "get_id", None)):
+        key = user.get_id()
+    if key is not None and str(key).strip():
+        identity["user_id"] = str(key)
+    email = getattr(user, "email", None)
+    if isinstance(email, str) and email.strip():
+        identity["email"] = email.strip()
+    return identity

@@ -1,0 +1,458 @@
+"""The background worker: takes batches from the queue, sends them and acts on the answer.
+
+One daemon thread per client, started on first use. It wakes when a batch fills, when the flush
+interval passes, when ``flush()`` asks, or when a retry is due. What each answer means:
+
+* 2xx: delivered. 207: delivered except the indexes the service lists (dropped, logged).
+* 400/413/422: split the batch in halves until the rejected events are isolated; drop only those.
+* 401/403/404: the public key is wrong; say so once, stop sending, keep memory bounded.
+* network errors, timeouts, 408/425/429/5xx: put the batch back at the front, wait (backoff with
+  full jitter, or what Retry-After / X-RateLimit-Reset say) and send the same bytes again.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._encoding import encode_event
+from ._ids import new_uuids
+from ._options import MAX_BODY_BYTES, Options
+from ._queue import BODY_OVERHEAD, EventQueue, FlushMarker, build_body
+from ._retry import TRANSIENT_STATUSES, server_delay
+from ._transport import Request, Response, Transport, TransportError
+
+logger = logging.getLogger("outlit")
+
+_monotonic = time.monotonic
+
+#: Reasons under which events are counted as dropped.
+DROP_QUEUE_FULL = "queue_full"
+DROP_REJECTED = "rejected"
+DROP_TOO_LARGE = "too_large"
+DROP_INVALID_KEY = "invalid_key"
+DROP_SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """What ``flush()`` achieved: true when everything queued before the call was settled
+    (delivered or definitively rejected); ``pending`` counts what was still queued otherwise."""
+
+    settled: bool
+    pending: int
+
+    def __bool__(self) -> bool:
+        return self.settled
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """A snapshot of a client's counters (see :attr:`outlit.Outlit.stats`)."""
+
+    enqueued: int
+    queued: int
+    delivered: int
+    dropped: int
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    failed_requests: int = 0
+    retries: int = 0
+
+
+class Worker:
+    """Owns the queue, the worker thread and the delivery state of one client."""
+
+    def __init__(self, options: Options, transport: Transport, sender: Any) -> None:
+        self.options = options
+        self.transport = transport
+        self._sender_ref = weakref.ref(sender)
+        self._url = options.events_url
+        self._min_gap = 1.0 / options.max_requests_per_second
+        self.reset()
+
+    def reset(self) -> None:
+        """Fresh state: at construction and in a forked child (which must not resend our events)."""
+        self.queue = EventQueue()
+        self.wake = threading.Event()
+        self.send_lock = threading.Lock()
+        self.counter_lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.stopping = False
+        self.flush_requested = False
+        self.key_rejected = False
+        self.failures = 0
+        self.retry_at = 0.0
+        self.retry_mandated = False
+        self.last_send = 0.0
+        self.inflight = 0
+        self.delivered = 0
+        self.requests = 0
+        self.failed_requests = 0
+        self.retries = 0
+        self.dropped: dict[str, int] = {}
+        self.queue_full_burst = 0
+        self._uuids: list[str] = []
+        reset_transport = getattr(self.transport, "reset_after_fork", None)
+        if reset_transport is not None:
+            # Drops the parent's pooled connections in a forked child; a no-op when new.
+            reset_transport()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Start the thread; False when threads cannot start (interpreter shutting down)."""
+        thread = threading.Thread(target=self._run, name="outlit-worker", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            return False
+        self.thread = thread
+        return True
+
+    @property
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def stop(self, timeout: float) -> None:
+        self.stopping = True
+        self.wake.set()
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(timeout, 0.0))
+
+    def _run(self) -> None:
+        interval = self.options.flush_interval
+        next_tick = _monotonic() + interval
+        while not self.stopping:
+            now = _monotonic()
+            until = self.retry_at if self.retry_at > now else next_tick
+            self.wake.wait(max(until - now, 0.0))
+            self.wake.clear()
+            if self.stopping:
+                break
+            now = _monotonic()
+            if self.flush_requested:
+                self.flush_requested = False
+                if not self.retry_mandated:
+                    # flush() means "now": skip the rest of a backoff we chose ourselves.
+                    self.retry_at = 0.0
+            if self.retry_at > now:
+                continue
+            try:
+                self.drain()
+            except Exception:  # pragma: no cover - a bug must not kill delivery for good
+                logger.exception("outlit: unexpected error in the background worker")
+                self.retry_at = _monotonic() + self.options.retry.max_backoff
+            if now >= next_tick:
+                next_tick = now + interval
+
+    # -- draining ----------------------------------------------------------------------
+
+    def drain(self) -> bool:
+        """Send until the queue is empty; False when a transient failure stopped it."""
+        queue = self.queue
+        opts = self.options
+        with self.send_lock:
+            while True:
+                queue.release_front_markers()
+                if self.key_rejected:
+                    self._discard_queue(DROP_INVALID_KEY)
+                    return True
+                if not queue:
+                    self._end_queue_full_burst()
+                    return True
+                if self.retry_at > _monotonic():
+                    return False
+                batch = queue.take_batch(opts.max_batch_size, MAX_BODY_BYTES, self._encode)
+                if not batch:
+                    continue
+                self.inflight = len(batch)
+                try:
+                    delivered = self._deliver(batch)
+                finally:
+                    self.inflight = 0
+                if not delivered:
+                    return False
+
+    def drain_until(self, deadline: float) -> bool:
+        """Drain on the calling thread, waiting out backoffs, until settled or ``deadline``."""
+        while True:
+            if self.drain() and not self.queue.events_waiting():
+                return True
+            now = _monotonic()
+            if now >= deadline:
+                return False
+            time.sleep(min(max(self.retry_at - now, 0.01), deadline - now))
+
+    def _encode(self, event: dict[str, Any]) -> bytes | None:
+        timestamp = event["timestamp"]
+        if type(timestamp) is float:
+            # Default timestamps are taken as float seconds on the caller's thread (cheaper).
+            event["timestamp"] = int(timestamp * 1000)
+        if "uuid" not in event:
+            if not self._uuids:
+                self._uuids = new_uuids(self.options.max_batch_size)
+            event["uuid"] = self._uuids.pop()
+        encoded = encode_event(event)
+        if len(encoded) + BODY_OVERHEAD > MAX_BODY_BYTES:
+            logger.error(
+                "outlit: dropped event %r: %d bytes of JSON is over the service's %d-byte body "
+                "limit (trim its properties)",
+                event.get("eventName") or event.get("type"),
+                len(encoded),
+                MAX_BODY_BYTES,
+            )
+            self._count_drop(DROP_TOO_LARGE, 1, [f"event is {len(encoded)} bytes"])
+            return None
+        return encoded
+
+    def _deliver(self, batch: list[bytes]) -> bool:
+        """Send one batch, splitting it on 400/413; False after a transient failure."""
+        pending = [batch]
+        while pending:
+            part = pending.pop(0)
+            outcome = self._post(part)
+            if outcome == "split":
+                middle = len(part) // 2
+                pending[0:0] = [part[:middle], part[middle:]]
+            elif outcome == "retry":
+                self.queue.requeue([event for p in [part, *pending] for event in p])
+                return False
+            elif outcome == "bad_key":
+                self._count_drop(DROP_INVALID_KEY, sum(len(p) for p in [part, *pending]), [])
+                return True
+        return True
+
+    def _pace(self) -> None:
+        # Never faster than the service's documented per-key request rate.
+        wait = self.last_send + self._min_gap - _monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.last_send = _monotonic()
+
+    def _post(self, part: list[bytes]) -> str:
+        """One HTTP request. Returns "ok", "dropped", "split", "retry" or "bad_key"."""
+        self._pace()
+        body = build_body(part)
+        count = len(part)
+        started = _monotonic()
+        self.requests += 1
+        try:
+            response = self.transport.send(Request(self._url, body, self.options.timeout))
+        except TransportError as exc:
+            return self._transient(count, None, str(exc), {})
+        except Exception as exc:  # a custom transport's bug is still only a failed send
+            logger.debug("outlit: transport raised", exc_info=True)
+            return self._transient(count, None, f"{type(exc).__name__}: {exc}", {})
+        status = response.status_code
+        elapsed_ms = (_monotonic() - started) * 1000
+        logger.debug(
+            "outlit: POST %d events (%d bytes) -> %d in %.1f ms",
+            count,
+            len(body),
+            status,
+            elapsed_ms,
+        )
+        if 200 <= status < 300:
+            self._after_success(response)
+            rejected = self._partial_rejections(response, count) if status == 207 else []
+            self.delivered += count - len(rejected)
+            self._emit("batch_delivered", count=count - len(rejected), status=status)
+            if rejected:
+                messages = [f"events[{i}]: {m}" for i, m in rejected]
+                logger.warning(
+                    "outlit: the service rejected %d of %d events: %s",
+                    len(rejected),
+                    count,
+                    "; ".join(messages[:10]),
+                )
+                self._count_drop(DROP_REJECTED, len(rejected), messages)
+            return "ok"
+        if status in TRANSIENT_STATUSES:
+            return self._transient(count, status, _message(response), response.headers)
+        self.failed_requests += 1
+        self._after_success(response)
+        if status in (401, 403, 404):
+            self.key_rejected = True
+            logger.error(
+                "outlit: the service refused public key %s… at %s (HTTP %d: %s). Check "
+                "OUTLIT_PUBLIC_KEY / public_key; no more events will be sent by this process.",
+                self.options.public_key[:7],
+                self.options.api_host,
+                status,
+                _message(response),
+            )
+            self._emit(
+                "batch_failed", count=count, status=status, error=_message(response), retry_in=None
+            )
+            return "bad_key"
+        if status in (400, 413, 422) and count > 1:
+            logger.debug(
+                "outlit: HTTP %d for %d events; splitting to find the bad ones", status, count
+            )
+            return "split"
+        message = _message(response)
+        logger.error(
+            "outlit: the service rejected %s (HTTP %d: %s); dropped",
+            "an event" if count == 1 else f"a batch of {count} events",
+            status,
+            message,
+        )
+        self._emit("batch_failed", count=count, status=status, error=message, retry_in=None)
+        self._count_drop(DROP_REJECTED, count, [message])
+        return "dropped"
+
+    def _after_success(self, response: Response) -> None:
+        if self.failures:
+            logger.info("outlit: delivery recovered after %d failed attempts", self.failures)
+        self.failures = 0
+        self.retry_mandated = False
+        self.retry_at = 0.0
+        if response.headers.get("x-ratelimit-remaining", "").strip() == "0":
+            delay = server_delay(200, response.headers, cap=self.options.retry.max_retry_after)
+            if delay:
+                self.retry_at = _monotonic() + delay
+                self.retry_mandated = True
+
+    def _transient(self, count: int, status: int | None, error: str, headers: Any) -> str:
+        self.failures += 1
+        self.failed_requests += 1
+        self.retries += 1
+        policy = self.options.retry
+        mandated = server_delay(status or 0, headers, cap=policy.max_retry_after)
+        delay = mandated if mandated is not None else policy.backoff(self.failures)
+        self.retry_at = _monotonic() + delay
+        self.retry_mandated = mandated is not None
+        what = f"HTTP {status}" if status is not None else "network error"
+        log = logger.warning if self.failures == 1 or self.failures % 10 == 0 else logger.debug
+        log(
+            "outlit: sending %d events failed (%s: %s); retry %d in %.1f s, events stay queued",
+            count,
+            what,
+            error,
+            self.failures,
+            delay,
+        )
+        self._emit("batch_failed", count=count, status=status, error=error, retry_in=delay)
+        return "retry"
+
+    def _partial_rejections(self, response: Response, count: int) -> list[tuple[int, str]]:
+        try:
+            payload = response.json()
+            errors = payload.get("errors") or []
+            found = []
+            for item in errors:
+                index = item.get("index")
+                if isinstance(index, int) and 0 <= index < count:
+                    found.append((index, str(item.get("message", "rejected"))))
+            return found
+        except Exception:
+            return []
+
+    # -- counting, dropping, signalling ------------------------------------------------
+
+    def _count_drop(self, reason: str, count: int, messages: list[str]) -> None:
+        if count <= 0:
+            return
+        with self.counter_lock:
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+        self._emit("events_dropped", count=count, reason=reason, messages=messages)
+
+    def note_queue_full(self) -> None:
+        """Called on the request path when the queue is at its cap (rare; may take a lock)."""
+        with self.counter_lock:
+            self.dropped[DROP_QUEUE_FULL] = self.dropped.get(DROP_QUEUE_FULL, 0) + 1
+            first = self.queue_full_burst == 0
+            self.queue_full_burst += 1
+        if first:
+            logger.warning(
+                "outlit: queue full (max_queue_size=%d); dropping new events until it drains. "
+                "Is %s reachable?",
+                self.options.max_queue_size,
+                self.options.api_host,
+            )
+        self._emit("events_dropped", count=1, reason=DROP_QUEUE_FULL, messages=[])
+
+    def _end_queue_full_burst(self) -> None:
+        with self.counter_lock:
+            burst, self.queue_full_burst = self.queue_full_burst, 0
+        if burst:
+            logger.warning(
+                "outlit: the queue drained; %d events were dropped while it was full", burst
+            )
+
+    def _discard_queue(self, reason: str) -> None:
+        discarded = 0
+        queue = self.queue
+        while queue:
+            item = queue.popleft()
+            if type(item) is FlushMarker:
+                with queue._marker_lock:
+                    queue.markers -= 1
+                item.done.set()
+            else:
+                discarded += 1
+        self._count_drop(reason, discarded, [])
+
+    def discard_for_shutdown(self) -> int:
+        left = self.queue.events_waiting()
+        if left:
+            self._discard_queue(DROP_SHUTDOWN)
+        self.queue.release_all_markers()
+        return left
+
+    def _emit(self, name: str, **kwargs: Any) -> None:
+        # Nobody can have connected a receiver unless outlit.signals was imported.
+        module = sys.modules.get("outlit.signals")
+        sender = self._sender_ref()
+        if module is None or sender is None:
+            return
+        signal: Any = getattr(module, name)
+        if not signal.receivers:
+            return
+        try:
+            signal.send(sender, **kwargs)
+        except Exception:
+            logger.exception("outlit: a receiver of outlit.signals.%s raised", name)
+
+    def stats(self) -> ClientStats:
+        with self.counter_lock:
+            dropped = dict(self.dropped)
+        queued = self.queue.events_waiting() + self.inflight
+        dropped_total = sum(dropped.values())
+        after_enqueue = dropped_total - dropped.get(DROP_QUEUE_FULL, 0)
+        return ClientStats(
+            enqueued=queued + self.delivered + after_enqueue,
+            queued=queued,
+            delivered=self.delivered,
+            dropped=dropped_total,
+            dropped_by_reason=dropped,
+            requests=self.requests,
+            failed_requests=self.failed_requests,
+            retries=self.retries,
+        )
+
+
+def _message(response: Response) -> str:
+    try:
+        payload = response.json()
+    except Exception:
+        text = response.content[:200].decode("utf-8", "replace").strip()
+        return text or "no message"
+    if isinstance(payload, dict):
+        message = payload.get("message") or payload.get("error")
+        errors = payload.get("errors")
+        if isinstance(errors, list) and errors:
+            details = "; ".join(
+                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors[:5]
+            )
+            return f"{message}: {details}" if message else details
+        if message:
+            return str(message)
+    return str(payload)[:200]
