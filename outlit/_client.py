@@ -335,7 +335,10 @@ class Outlit:
                     limit,
                 )
                 result = FlushResult(False, left)
-        self._transport.close()
+        if not self._worker.alive:
+            # A worker still inside a send (it outlived the join) keeps the transport; the
+            # process is exiting or the thread ends after that one request.
+            self._transport.close()
         _live_clients.discard(self)
         return result
 

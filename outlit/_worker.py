@@ -222,7 +222,12 @@ class Worker:
                 middle = len(part) // 2
                 pending[0:0] = [part[:middle], part[middle:]]
             elif outcome == "retry":
-                self.queue.requeue([event for p in [part, *pending] for event in p])
+                unsent = [event for p in [part, *pending] for event in p]
+                if self.stopping:
+                    # shutdown() has already given up waiting: nobody will send these again.
+                    self._count_drop(DROP_SHUTDOWN, len(unsent), [])
+                    return False
+                self.queue.requeue(unsent)
                 return False
             elif outcome == "bad_key":
                 self._count_drop(DROP_INVALID_KEY, sum(len(p) for p in [part, *pending]), [])

@@ -1,0 +1,53 @@
+# The two commands of the README. Both work on a fresh machine with python3 and make:
+#   make demo   plays the Node SDK's scenarios against the embedded local collector
+#   make test   lint, types and the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint types pytest browser bench tox clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/outlit demo
+
+test: $(STAMP) browser lint types pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy --strict outlit outlit_django outlit_flask outlit_fastapi
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+# The viewer page test drives Debian's Chromium; install it when missing (as root, like CI).
+# If it cannot be installed, that one test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's chromium for the viewer page test"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+				|| echo "chromium could not be installed; the browser test will be skipped"; \
+		else echo "chromium not installed (needs root and apt-get); the browser test will be skipped"; fi; }
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+	$(BIN)/python benchmarks/track_overhead.py
+	$(BIN)/python benchmarks/collector_throughput.py
+	$(BIN)/python benchmarks/frameworks.py
+
+tox: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check tox
+	$(BIN)/tox run-parallel
+
+clean:
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .outlit

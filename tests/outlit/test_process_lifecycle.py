@@ -1,0 +1,129 @@
+"""Exit and fork behaviour, each in a real subprocess sending to a real collector on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+
+import pytest
+
+from outlit._collector.server import Collector
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+
+
+def _run(code: str, api_host: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "OUTLIT_PUBLIC_KEY": "pk_subprocess",
+        "OUTLIT_API_HOST": api_host,
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_events_queued_at_exit_are_delivered_without_flush(collector):
+    done = _run(
+        """
+        from outlit import Outlit
+        client = Outlit(flush_interval=60)
+        for i in range(30):
+            client.track(email="exit@example.com", event_name="at_exit", properties={"i": i})
+        # no flush(): the interpreter's exit must deliver them
+        """,
+        collector.url,
+    )
+    assert done.returncode == 0, done.stderr
+    events = collector.wait_for_events(30)
+    assert sorted(e["properties"]["i"] for e in events) == list(range(30))
+
+
+def test_exit_with_the_network_down_is_prompt_and_says_what_was_lost():
+    port = _free_port()  # nothing listens here
+    started = time.monotonic()
+    done = _run(
+        """
+        from outlit import Outlit
+        client = Outlit(flush_interval=60, shutdown_timeout=1.0)
+        client.track(email="down@example.com", event_name="lost")
+        """,
+        f"http://127.0.0.1:{port}",
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert elapsed < 8, f"exit took {elapsed:.1f}s with shutdown_timeout=1"
+    assert "1 undelivered events" in done.stderr
+
+
+def test_forked_child_sends_its_own_events_and_never_the_parents(collector):
+    done = _run(
+        """
+        import os
+        from outlit import Outlit
+        client = Outlit(flush_interval=60)
+        for i in range(5):
+            client.track(email="parent@example.com", event_name="parent", properties={"i": i})
+        pid = os.fork()
+        if pid == 0:
+            # The parent's 5 queued events stay the parent's.
+            assert client.queue_size == 0, client.queue_size
+            for i in range(3):
+                client.track(email="child@example.com", event_name="child", properties={"i": i})
+            assert client.flush(timeout=10)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert client.flush(timeout=10)
+        """,
+        collector.url,
+    )
+    assert done.returncode == 0, done.stderr
+    events = collector.wait_for_events(8)
+    time.sleep(0.2)
+    events = collector.events()
+    assert Counter(e["eventName"] for e in events) == {"parent": 5, "child": 3}
+    assert max(Counter(e["uuid"] for e in events).values()) == 1
+
+
+def test_client_made_before_fork_works_in_multiprocessing_workers(collector):
+    done = _run(
+        """
+        import multiprocessing as mp
+        from outlit import Outlit
+        client = Outlit(flush_interval=0.05)
+        client.track(email="boot@example.com", event_name="preload")  # starts the parent's worker
+
+        def job(n):
+            for i in range(10):
+                client.track(user_id=f"w{n}", event_name="job_done", properties={"i": i})
+            return bool(client.flush(timeout=10))
+
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(3) as pool:
+                assert all(pool.map(job, range(6)))
+            assert client.flush(timeout=10)
+        """,
+        collector.url,
+    )
+    assert done.returncode == 0, done.stderr
+    events = collector.wait_for_events(61)
+    names = Counter(e["eventName"] for e in events)
+    assert names == {"job_done": 60, "preload": 1}
+    assert max(Counter(e["uuid"] for e in events).values()) == 1
