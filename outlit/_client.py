@@ -288,11 +288,16 @@ class Outlit:
         worker = self._worker
         if self._state in (_DISABLED, _NEW) or self.queue_size == 0:
             return FlushResult(True, 0)
-        if worker.alive and threading.current_thread() is not worker.thread:
+        if threading.current_thread() is worker.thread:
+            # From a signal receiver: the worker cannot wait for itself.
+            _logger().warning(
+                "outlit: flush() called on the worker thread (from a signal receiver?) ignored"
+            )
+            return FlushResult(False, self.queue_size)
+        if worker.alive:
             marker = FlushMarker()
             worker.queue.add_marker(marker)
-            worker.flush_requested = True
-            worker.wake.set()
+            worker.request_flush()
             settled = marker.done.wait(limit)
         else:
             settled = worker.drain_until(time.monotonic() + limit)

@@ -80,6 +80,7 @@ class Worker:
         """Fresh state: at construction and in a forked child (which must not resend our events)."""
         self.queue = EventQueue()
         self.wake = threading.Event()
+        self.urgent = threading.Event()
         self.send_lock = threading.Lock()
         self.counter_lock = threading.Lock()
         self.thread: threading.Thread | None = None
@@ -121,6 +122,7 @@ class Worker:
 
     def stop(self, timeout: float) -> None:
         self.stopping = True
+        self.urgent.set()
         self.wake.set()
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
@@ -131,9 +133,14 @@ class Worker:
         next_tick = _monotonic() + interval
         while not self.stopping:
             now = _monotonic()
-            until = self.retry_at if self.retry_at > now else next_tick
-            self.wake.wait(max(until - now, 0.0))
-            self.wake.clear()
+            if self.retry_at > now:
+                # Backing off: only flush() or stop() cut the wait short. `wake` is left set
+                # meanwhile, so the request path's "batch full" check stays a cheap is_set().
+                self.urgent.wait(self.retry_at - now)
+                self.urgent.clear()
+            else:
+                self.wake.wait(max(next_tick - now, 0.0))
+                self.wake.clear()
             if self.stopping:
                 break
             now = _monotonic()
@@ -151,6 +158,11 @@ class Worker:
                 self.retry_at = _monotonic() + self.options.retry.max_backoff
             if now >= next_tick:
                 next_tick = now + interval
+
+    def request_flush(self) -> None:
+        self.flush_requested = True
+        self.urgent.set()
+        self.wake.set()
 
     # -- draining ----------------------------------------------------------------------
 
