@@ -41,6 +41,8 @@ browser:
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) \
+		|| echo "wrk not installed: benchmarks/frameworks.py falls back to its Python load generator"; }
 	$(BIN)/python benchmarks/track_overhead.py
 	$(BIN)/python benchmarks/collector_throughput.py
 	$(BIN)/python benchmarks/frameworks.py

@@ -175,7 +175,12 @@ def floor(rounds: int, calls: int) -> float:
         started = time.perf_counter()
         for _ in range(calls):
             queue.append(
-                {"type": "custom", "email": "user@example.com", "eventName": "x", "properties": PROPS}
+                {
+                    "type": "custom",
+                    "email": "user@example.com",
+                    "eventName": "x",
+                    "properties": PROPS,
+                }
             )
         samples.append((time.perf_counter() - started) / calls * 1e6)
         queue.clear()
@@ -242,7 +247,14 @@ def throughput(events: int, rps: float, rounds: int) -> tuple[float, int]:
         )
         try:
             out = subprocess.run(
-                [sys.executable, "-c", THROUGHPUT, str(events), str(rps), f"http://127.0.0.1:{port}"],
+                [
+                    sys.executable,
+                    "-c",
+                    THROUGHPUT,
+                    str(events),
+                    str(rps),
+                    f"http://127.0.0.1:{port}",
+                ],
                 capture_output=True,
                 text=True,
                 timeout=600,
@@ -356,7 +368,9 @@ def main() -> int:
     limited, _ = throughput(20_000, 100.0, 1)
     lifted, delivered = throughput(n, 100_000.0, 3 if not args.quick else 1)
     print(f"  service limit honoured (100 req/s): {limited:9,.0f} events/s (ceiling 10,000)")
-    print(f"  limit lifted:                       {lifted:9,.0f} events/s ({delivered:,} delivered)")
+    print(
+        f"  limit lifted:                       {lifted:9,.0f} events/s ({delivered:,} delivered)"
+    )
     figures["e2e_events_per_s"] = {"limited": limited, "lifted": lifted}
 
     print("\n4. worker cost per event: JSON encoding")
@@ -367,8 +381,15 @@ def main() -> int:
 
     print("\n5. memory: 1,000,000 track() calls with the network down (max_queue_size=10,000)")
     before, after, queued, dropped = memory_network_down()
-    print(f"  RSS {before:.1f} MB -> {after:.1f} MB (+{after - before:.1f} MB); queued {queued:,}, dropped {dropped:,}")
-    figures["memory"] = {"rss_before_mb": before, "rss_after_mb": after, "queued": queued, "dropped": dropped}
+    print(
+        f"  RSS {before:.1f} MB -> {after:.1f} MB (+{after - before:.1f} MB); queued {queued:,}, dropped {dropped:,}"
+    )
+    figures["memory"] = {
+        "rss_before_mb": before,
+        "rss_after_mb": after,
+        "queued": queued,
+        "dropped": dropped,
+    }
 
     if args.json:
         print(json.dumps(figures, indent=2))
