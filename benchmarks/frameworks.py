@@ -97,7 +97,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def load_wrk(url: str, seconds: float, connections: int) -> float:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(int(round(seconds)), 1)}s", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", url],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -194,9 +194,8 @@ def main() -> int:
                     "plain": f"http://127.0.0.1:{plain_port}/",
                     "outlit": f"http://127.0.0.1:{outlit_port}/",
                 }
-                for _ in urls:  # warm-up, not counted
-                    for variant, url in urls.items():
-                        load(url, 1.0, args.connections)
+                for url in urls.values():  # warm-up, not counted
+                    load(url, 1.0, args.connections)
                 for round_no in range(args.rounds):
                     order = ["plain", "outlit"] if round_no % 2 == 0 else ["outlit", "plain"]
                     for variant in order:

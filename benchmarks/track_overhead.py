@@ -29,7 +29,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
