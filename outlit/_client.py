@@ -332,14 +332,16 @@ class Outlit:
             finally:
                 self._state = _CLOSED
             self._worker.stop(max(limit - (time.monotonic() - started), 0.05))
-            left = self._worker.discard_for_shutdown()
-            if left:
+            queued, in_flight = self._worker.discard_for_shutdown()
+            if queued or in_flight:
                 _logger().warning(
-                    "outlit: shut down with %d undelivered events (shutdown_timeout=%.1f s)",
-                    left,
+                    "outlit: shut down with %d undelivered events (%d in a request still in "
+                    "flight; shutdown_timeout=%.1f s)",
+                    queued + in_flight,
+                    in_flight,
                     limit,
                 )
-                result = FlushResult(False, left)
+                result = FlushResult(False, queued + in_flight)
         if not self._worker.alive:
             # A worker still inside a send (it outlived the join) keeps the transport; the
             # process is exiting or the thread ends after that one request.
@@ -522,6 +524,17 @@ class CustomerAPI:
         )
 
 
+def _before_fork() -> None:
+    # A worker thread may be importing httpx (on its first send) right now. A fork in the
+    # middle of that import would leave the child a module lock owned by a thread it does not
+    # have, and its own first send would hang. Importing here waits for that import to end.
+    if any(client._state == _RUNNING for client in list(_live_clients)):
+        try:
+            import httpx  # noqa: F401
+        except ImportError:  # pragma: no cover - httpx is a dependency
+            pass
+
+
 def _after_fork_in_child() -> None:
     for client in list(_live_clients):
         client._after_fork_in_child()
@@ -536,7 +549,7 @@ def _shutdown_all_at_exit() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 atexit.register(_shutdown_all_at_exit)
 
 __all__ = ["DEFAULT_FLUSH_TIMEOUT", "CustomerAPI", "Outlit", "UserAPI"]

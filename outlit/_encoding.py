@@ -21,6 +21,7 @@ from typing import Any
 logger = logging.getLogger("outlit")
 
 _MAX_DEPTH = 32
+_MAX_INT_BITS = 4000  # well under the 4300-digit limit of int -> str conversion
 
 _orjson: Any
 try:  # optional speed-up: pip install "outlit[speedups]"
@@ -72,12 +73,19 @@ def _sanitize(value: Any, depth: int, seen: set[int], warn: Callable[[Any], None
         # Lone surrogates cannot be encoded as UTF-8.
         return value.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(value) else value
     if isinstance(value, int) and not isinstance(value, enum.Enum):
+        if value.bit_length() > _MAX_INT_BITS:
+            # Too long for Python to print (and no JSON reader keeps such precision anyway).
+            try:
+                return float(value)
+            except OverflowError:
+                return None
         return int(value)
     if isinstance(value, float) and not isinstance(value, enum.Enum):
         return float(value) if math.isfinite(value) else None
     if depth >= _MAX_DEPTH:
         warn(value)
-        return str(value)
+        # Not str(value): printing a deeply nested value recurses as deep as it goes.
+        return f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
     if isinstance(value, (Mapping, list, tuple)):
         if id(value) in seen:
             warn(value)

@@ -28,7 +28,7 @@ _now = time.time
 TRACK_IDENTITY = ("email", "user_id", "fingerprint", "customer_id", "customer_domain")
 IDENTIFY_IDENTITY = ("email", "user_id")
 STAGE_IDENTITY = ("fingerprint", "email", "user_id")
-BILLING_IDENTITY = ("customer_id", "customer_domain")
+BILLING_IDENTITY = ("customer_id", "customer_domain", "stripe_customer_id")
 
 STAGES = ("activated", "engaged", "inactive")
 BILLING_STATUSES = ("trialing", "paid", "churned")

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._events import BILLING_IDENTITY, STAGE_IDENTITY, TRACK_IDENTITY
+from ._events import BILLING_IDENTITY, IDENTIFY_IDENTITY, STAGE_IDENTITY, TRACK_IDENTITY
 
 if TYPE_CHECKING:
     from ._client import Outlit
@@ -65,15 +65,19 @@ class BoundTracker:
             k: v for k, v in dict(found).items() if k in IDENTITY_KEYS and v is not None and v != ""
         }
 
-    def _fill(self, kwargs: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-        for name in fields:
+    def _fill(
+        self, kwargs: dict[str, Any], named: tuple[str, ...], fields: tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
+        """Fill ``fields`` (default: ``named``) from the bound identity unless the call names
+        any of ``named`` itself; a field the call gives is never replaced."""
+        for name in named:
             if kwargs.get(name) is not None:
                 return kwargs
         if self._identity is _UNRESOLVED:
             self._identity = self._resolve()
-        for name in fields:
+        for name in fields or named:
             value = self._identity.get(name)
-            if value is not None:
+            if value is not None and kwargs.get(name) is None:
                 kwargs[name] = value
         return kwargs
 
@@ -82,8 +86,13 @@ class BoundTracker:
         self._client.track(**self._fill(kwargs, TRACK_IDENTITY))
 
     def identify(self, **kwargs: Any) -> None:
-        """:meth:`Outlit.identify`, with the bound identity when the call names none."""
-        self._client.identify(**self._fill(kwargs, TRACK_IDENTITY))
+        """:meth:`Outlit.identify`, with the bound user when the call names no email/user_id.
+
+        The bound customer fields come along only when the call names no customer itself."""
+        user_fields: tuple[str, ...] = ("email", "user_id", "fingerprint")
+        if kwargs.get("customer_id") is None and kwargs.get("customer_domain") is None:
+            user_fields = TRACK_IDENTITY
+        self._client.identify(**self._fill(kwargs, IDENTIFY_IDENTITY, user_fields))
 
     def flush(self, timeout: float | None = None) -> FlushResult:
         return self._client.flush(timeout)

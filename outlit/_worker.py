@@ -37,6 +37,7 @@ DROP_REJECTED = "rejected"
 DROP_TOO_LARGE = "too_large"
 DROP_INVALID_KEY = "invalid_key"
 DROP_SHUTDOWN = "shutdown"
+DROP_UNENCODABLE = "unencodable"
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ class Worker:
                 # meanwhile, so the request path's "batch full" check stays a cheap is_set().
                 self.urgent.wait(self.retry_at - now)
                 self.urgent.clear()
+            elif self.retry_at:
+                pass  # a retry is due (Retry-After: 0, a reset in the past): send now
             else:
                 self.wake.wait(max(next_tick - now, 0.0))
                 self.wake.clear()
@@ -177,6 +180,7 @@ class Worker:
                     self._discard_queue(DROP_INVALID_KEY)
                     return True
                 if not queue:
+                    self.retry_at = 0.0
                     self._end_queue_full_burst()
                     return True
                 if self.retry_at > _monotonic():
@@ -211,7 +215,12 @@ class Worker:
             if not self._uuids:
                 self._uuids = new_uuids(self.options.max_batch_size)
             event["uuid"] = self._uuids.pop()
-        encoded = encode_event(event)
+        try:
+            encoded = encode_event(event)
+        except Exception:  # encode_event is built not to raise; losing the batch would be worse
+            logger.exception("outlit: dropped an event that could not be encoded as JSON")
+            self._count_drop(DROP_UNENCODABLE, 1, ["could not be encoded as JSON"])
+            return None
         if len(encoded) + BODY_OVERHEAD > MAX_BODY_BYTES:
             logger.error(
                 "outlit: dropped event %r: %d bytes of JSON is over the service's %d-byte body "
@@ -235,6 +244,7 @@ class Worker:
                 pending[0:0] = [part[:middle], part[middle:]]
             elif outcome == "retry":
                 unsent = [event for p in [part, *pending] for event in p]
+                self.inflight = 0
                 if self.stopping:
                     # shutdown() has already given up waiting: nobody will send these again.
                     self._count_drop(DROP_SHUTDOWN, len(unsent), [])
@@ -279,6 +289,9 @@ class Worker:
         if 200 <= status < 300:
             self._after_success(response)
             rejected = self._partial_rejections(response, count) if status == 207 else []
+            # Settled: out of "in flight" before it counts as delivered, so that counters read
+            # from a signal receiver add up.
+            self.inflight = max(self.inflight - (count - len(rejected)), 0)
             self.delivered += count - len(rejected)
             self._emit("batch_delivered", count=count - len(rejected), status=status)
             if rejected:
@@ -377,6 +390,8 @@ class Worker:
     def _count_drop(self, reason: str, count: int, messages: list[str]) -> None:
         if count <= 0:
             return
+        if reason != DROP_QUEUE_FULL and self.inflight:
+            self.inflight = max(self.inflight - count, 0)
         with self.counter_lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
         self._emit("events_dropped", count=count, reason=reason, messages=messages)
@@ -417,12 +432,14 @@ class Worker:
                 discarded += 1
         self._count_drop(reason, discarded, [])
 
-    def discard_for_shutdown(self) -> int:
+    def discard_for_shutdown(self) -> tuple[int, int]:
+        """Drop what is still queued; return (queued, in flight). Events in a request that is
+        still running are counted when it ends: delivered, or dropped as "shutdown"."""
         left = self.queue.events_waiting()
         if left:
             self._discard_queue(DROP_SHUTDOWN)
         self.queue.release_all_markers()
-        return left
+        return left, self.inflight
 
     def _emit(self, name: str, **kwargs: Any) -> None:
         # Nobody can have connected a receiver unless outlit.signals was imported.
@@ -433,10 +450,12 @@ class Worker:
         signal: Any = getattr(module, name)
         if not signal.receivers:
             return
-        try:
-            signal.send(sender, **kwargs)
-        except Exception:
-            logger.exception("outlit: a receiver of outlit.signals.%s raised", name)
+        # Each receiver on its own, so that one that raises does not silence the others.
+        for receiver in signal.receivers_for(sender):
+            try:
+                receiver(sender, **kwargs)
+            except Exception:
+                logger.exception("outlit: a receiver of outlit.signals.%s raised", name)
 
     def stats(self) -> ClientStats:
         with self.counter_lock:

@@ -12,7 +12,8 @@ logged and otherwise ignored.
 ``events_dropped(sender, count, reason, messages)``
     ``count`` events will never be delivered. ``reason`` is one of ``"queue_full"``,
     ``"rejected"`` (the service refused them; ``messages`` says why), ``"too_large"``,
-    ``"invalid_key"`` or ``"shutdown"`` (still queued when the exit-time wait ran out).
+    ``"invalid_key"``, ``"shutdown"`` (still queued when the exit-time wait ran out) or
+    ``"unencodable"`` (a value the JSON encoder could not handle; not expected to happen).
 
 Example::
 
