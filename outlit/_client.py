@@ -529,10 +529,7 @@ def _before_fork() -> None:
     # middle of that import would leave the child a module lock owned by a thread it does not
     # have, and its own first send would hang. Importing here waits for that import to end.
     if any(client._state == _RUNNING for client in list(_live_clients)):
-        try:
-            import httpx  # noqa: F401
-        except ImportError:  # pragma: no cover - httpx is a dependency
-            pass
+        import httpx  # noqa: F401
 
 
 def _after_fork_in_child() -> None:
