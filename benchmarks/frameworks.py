@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -73,7 +74,16 @@ def start_server(
     server: str, target: str, port: int, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     if server == "gunicorn":
+        # Each server its own control socket: recent gunicorn shares one default path.
+        control = os.path.join(tempfile.gettempdir(), f"outlit-bench-gunicorn-{port}.ctl")
         args = [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", target]
+        if (
+            "--control-socket"
+            in subprocess.run(
+                [sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True
+            ).stdout
+        ):
+            args[3:3] = ["--control-socket", control]
     else:
         args = [
             sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),

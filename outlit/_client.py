@@ -112,6 +112,7 @@ class Outlit:
 
         self._transport: Transport = transport if transport is not None else HTTPTransport()
         self._worker = Worker(self.options, self._transport, self)
+        _register_before_fork()
         self._state = _NEW if enabled else _DISABLED
         self._state_lock = threading.Lock()
         self._max_queue = self.options.max_queue_size
@@ -368,9 +369,7 @@ class Outlit:
     def bind(self, identity: IdentitySource = None) -> BoundTracker:
         """A tracker whose calls fill in ``identity`` (a dict, or a function returning one) for
         the fields a call leaves out. The framework adapters use it for request-bound trackers."""
-        from ._tracker import BoundTracker
-
-        return BoundTracker(self, identity)
+        return _tracker_class()(self, identity)
 
     # -- context managers and lifecycle hooks ---------------------------------------------
 
@@ -525,11 +524,48 @@ class CustomerAPI:
 
 
 def _before_fork() -> None:
-    # A worker thread may be importing httpx (on its first send) right now. A fork in the
-    # middle of that import would leave the child a module lock owned by a thread it does not
-    # have, and its own first send would hang. Importing here waits for that import to end.
-    if any(client._state == _RUNNING for client in list(_live_clients)):
-        import httpx  # noqa: F401
+    # A worker thread may be creating its HTTP client or making its first request right now,
+    # both of which import modules. A fork in the middle of an import leaves the child a module
+    # lock owned by a thread it does not have, and its own first send would hang: wait for it.
+    for client in list(_live_clients):
+        hold = getattr(client._transport, "hold_for_fork", None)
+        if hold is not None and client._state == _RUNNING:
+            hold(client.options.timeout + 1.0)
+
+
+def _after_fork_in_parent() -> None:
+    for client in list(_live_clients):
+        release = getattr(client._transport, "release_after_fork", None)
+        if release is not None:
+            release()
+
+
+_before_fork_registered = False
+_bound_tracker: Any = None
+
+
+def _tracker_class() -> type[BoundTracker]:
+    # Imported once, not per call: adapters call bind() on every request.
+    global _bound_tracker
+    if _bound_tracker is None:
+        from ._tracker import BoundTracker
+
+        _bound_tracker = BoundTracker
+    cls: type[BoundTracker] = _bound_tracker
+    return cls
+
+
+def _register_before_fork() -> None:
+    """Register the fork hooks that wait for imports once, after `logging` is imported.
+
+    Fork hooks run newest first, and logging's own hook takes logging's lock, which an httpx
+    import in progress needs (httpx creates loggers): ours must run before it, so it must be
+    registered after it (the worker module imports logging).
+    """
+    global _before_fork_registered
+    if not _before_fork_registered and hasattr(os, "register_at_fork"):
+        _before_fork_registered = True
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
 
 
 def _after_fork_in_child() -> None:
@@ -546,7 +582,7 @@ def _shutdown_all_at_exit() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_shutdown_all_at_exit)
 
 __all__ = ["DEFAULT_FLUSH_TIMEOUT", "CustomerAPI", "Outlit", "UserAPI"]

@@ -163,6 +163,12 @@ def user_identity(user: Any) -> dict[str, Any]:
         key = getattr(user, "id", None)
     if key is None and callable(getattr(user, "get_id", None)):
         key = user.get_id()
+    if key is None:
+        # Starlette's BaseUser has `identity` (and SimpleUser a `username`) but no id.
+        try:
+            key = getattr(user, "identity", None) or getattr(user, "username", None)
+        except NotImplementedError:
+            key = getattr(user, "username", None)
     if key is not None and str(key).strip():
         identity["user_id"] = str(key)
     email = getattr(user, "email", None)

@@ -62,24 +62,37 @@ class HTTPTransport:
     def __init__(self, **client_kwargs: Any) -> None:
         self._client_kwargs = client_kwargs
         self._client: Any = None
+        # Held while the client is created and during the first request: both import modules
+        # (httpx, ssl, its backends). fork() waits for it (see hold_for_fork), so a child never
+        # inherits an import half done by a thread it does not have.
         self._lock = threading.Lock()
+        self._warm = False
+        self._held_for_fork = False
 
     def _get_client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import httpx
+        if self._client is None:
+            import httpx
 
-                kwargs: dict[str, Any] = {
-                    "headers": {"Content-Type": "application/json", "User-Agent": USER_AGENT},
-                    "limits": httpx.Limits(max_connections=4, max_keepalive_connections=2),
-                    "follow_redirects": False,
-                    "trust_env": True,
-                }
-                kwargs.update(self._client_kwargs)
-                self._client = httpx.Client(**kwargs)
-            return self._client
+            kwargs: dict[str, Any] = {
+                "headers": {"Content-Type": "application/json", "User-Agent": USER_AGENT},
+                "limits": httpx.Limits(max_connections=4, max_keepalive_connections=2),
+                "follow_redirects": False,
+                "trust_env": True,
+            }
+            kwargs.update(self._client_kwargs)
+            self._client = httpx.Client(**kwargs)
+        return self._client
 
     def send(self, request: Request) -> Response:
+        if self._warm:
+            return self._send(request)
+        with self._lock:
+            try:
+                return self._send(request)
+            finally:
+                self._warm = True
+
+    def _send(self, request: Request) -> Response:
         import httpx
 
         client = self._get_client()
@@ -99,9 +112,20 @@ class HTTPTransport:
         if client is not None:
             client.close()
 
+    def hold_for_fork(self, timeout: float) -> None:
+        """Before fork: wait (at most ``timeout``) until no first-use import is under way."""
+        if not self._held_for_fork:
+            self._held_for_fork = self._lock.acquire(timeout=timeout)
+
+    def release_after_fork(self) -> None:
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._lock.release()
+
     def reset_after_fork(self) -> None:
         """Forget the parent's connections without closing them (the parent still uses them)."""
         self._lock = threading.Lock()
+        self._held_for_fork = False
         self._client = None
 
 

@@ -22,6 +22,7 @@ produced by the client's own encoder. A call the service would refuse makes the 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import threading
@@ -100,8 +101,9 @@ class RecordingTransport:
         self._requests: list[Request] = []
         self._problems: list[Problem] = []
         self._reported = 0
-        from outlit import signals
-
+        # import_module, not `from outlit import signals`: the worker emits on whatever module
+        # sys.modules holds, and only import_module is sure to return that one.
+        signals = importlib.import_module("outlit.signals")
         # Drops before sending (an event over the body limit, a full queue) never reach a
         # transport; the client signals them, and they are failures of the call all the same.
         # Connected weakly: a recorder nobody holds any more stops listening by itself.
@@ -207,8 +209,8 @@ class RecordingTransport:
             return
         noun = "1 event" if count == 1 else f"{count} events"
         details = [str(m) for m in extra.get("messages") or ()]
-        message = f"{noun} dropped by the client ({reason})"
-        self._add(problems=[Problem(reason, (": ".join([message, *details[:1]]),))])
+        message = f"{noun} dropped by the client" + (f": {details[0]}" if details else "")
+        self._add(problems=[Problem(reason, (message,))])
 
 
 class RecordedEvents(Sequence[dict[str, Any]]):
@@ -326,7 +328,7 @@ def record(
         else:
             for client in _live_clients():
                 take_default(client)
-            stack.enter_context(on_new_clients(take_default))
+            stack.enter_context(_on_new_clients(take_default))
         finished = False
         try:
             yield recorder.events
@@ -342,7 +344,7 @@ def record(
 
 
 @contextlib.contextmanager
-def on_new_clients(callback: Callable[[Outlit], None]) -> Iterator[None]:
+def _on_new_clients(callback: Callable[[Outlit], None]) -> Iterator[None]:
     """Call ``callback(client)`` right after each :class:`~outlit.Outlit` is constructed.
 
     Used by :func:`record` and ``outlit demo`` to reach clients that code under test creates for
@@ -468,7 +470,7 @@ def assert_tracked(
     ``count`` asserts exactly that many matches instead of at least one.
     """
     if event_name is not None:
-        fields["event_name"] = event_name
+        fields = {"event_name": event_name, **fields}
     return _assert_found(events, "custom", fields, count)
 
 
@@ -487,7 +489,7 @@ def assert_stage(
     **fields: Any,
 ) -> dict[str, Any]:
     """Assert a stage event (``"activated"``, ``"engaged"``, ``"inactive"``) was recorded."""
-    fields["stage"] = stage
+    fields = {"stage": stage, **fields}
     return _assert_found(events, "stage", fields, count)
 
 
@@ -499,7 +501,7 @@ def assert_billing(
     **fields: Any,
 ) -> dict[str, Any]:
     """Assert a billing event (``"trialing"``, ``"paid"``, ``"churned"``) was recorded."""
-    fields["status"] = status
+    fields = {"status": status, **fields}
     return _assert_found(events, "billing", fields, count)
 
 
@@ -508,7 +510,7 @@ def assert_not_tracked(
 ) -> None:
     """Assert no custom event matching the fields was recorded."""
     if event_name is not None:
-        fields["event_name"] = event_name
+        fields = {"event_name": event_name, **fields}
     _assert_found(events, "custom", fields, 0)
 
 

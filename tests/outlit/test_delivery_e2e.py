@@ -231,7 +231,9 @@ def test_a_large_flush_is_split_by_body_size(collector, make_client):
 
 
 def test_eight_threads_deliver_every_event_exactly_once(collector, make_client):
-    client = make_client(api_host=collector.url, max_requests_per_second=1000, max_queue_size=50_000)
+    client = make_client(
+        api_host=collector.url, max_requests_per_second=1000, max_queue_size=50_000
+    )
     per_thread = 5000
 
     def work(n: int) -> None:

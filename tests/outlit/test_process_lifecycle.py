@@ -12,12 +12,12 @@ from collections import Counter
 
 import pytest
 
-from outlit._collector.server import Collector
-
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
 
 
-def _run(code: str, api_host: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    code: str, api_host: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
         "OUTLIT_PUBLIC_KEY": "pk_subprocess",

@@ -1,0 +1,53 @@
+"""Hello-world FastAPI apps for measuring what ``outlit_fastapi`` costs a request.
+
+``app_plain`` answers ``GET /`` with ``{"hello": "world"}``. ``app_outlit`` does the same with
+``Depends(outlit)`` and one ``tracker.track`` per request whose identity the integration fills
+in from an ``identify`` function (the path a real route takes), plus ``outlit.lifespan`` (so
+uvicorn delivers what is queued on shutdown). Everything else is identical, so the difference
+in requests per second between the two is the integration's cost. The client batches in the
+background as in production: default flush interval and batch size, no flush per request.
+
+    uvicorn benchmarks.apps.fastapi_hello:app_plain  --port 8001 --no-access-log
+    uvicorn benchmarks.apps.fastapi_hello:app_outlit --port 8002 --no-access-log
+
+Run from the repository root. Events go to ``OUTLIT_API_HOST``, by default the local collector
+on ``http://127.0.0.1:8787`` (``outlit dev``): never the real service. ``OUTLIT_PUBLIC_KEY``
+defaults to ``pk_bench``. Importing this module starts no thread and sends nothing: the
+client's worker starts on the first tracked event.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+
+from outlit_fastapi import BoundTracker, Outlit
+
+
+def identify(request: Request) -> dict[str, str]:
+    # Stands in for an app's session or token lookup, kept trivial so that only the
+    # integration is measured.
+    return {"user_id": "bench-user"}
+
+
+outlit = Outlit(
+    public_key=os.environ.get("OUTLIT_PUBLIC_KEY", "pk_bench"),
+    api_host=os.environ.get("OUTLIT_API_HOST", "http://127.0.0.1:8787"),
+    identify=identify,
+)
+
+app_plain = FastAPI()
+app_outlit = FastAPI(lifespan=outlit.lifespan)
+
+
+@app_plain.get("/")
+async def hello_plain() -> dict[str, str]:
+    return {"hello": "world"}
+
+
+@app_outlit.get("/")
+async def hello_outlit(tracker: Annotated[BoundTracker, Depends(outlit)]) -> dict[str, str]:
+    tracker.track(event_name="hello_served")
+    return {"hello": "world"}

@@ -1,0 +1,57 @@
+"""Hello-world Flask apps for measuring what outlit_flask costs a request.
+
+``app_plain`` is Flask alone. ``app_outlit`` is the same view with the extension set up and one
+``g.outlit.track`` per request, its identity filled in by an identity loader (the path a real
+view takes). Serve each with the same server and load generator, side by side::
+
+    gunicorn -w 1 -b 127.0.0.1:8001 benchmarks.apps.flask_hello:app_plain
+    OUTLIT_API_HOST=http://127.0.0.1:8787 \\
+        gunicorn -w 1 -b 127.0.0.1:8002 benchmarks.apps.flask_hello:app_outlit
+
+Run from the repository root. Events go to ``OUTLIT_API_HOST`` (default: the local collector
+of ``outlit dev`` on 127.0.0.1:8787, never the real service) with ``OUTLIT_PUBLIC_KEY``
+(default ``pk_bench``). The client batches in the background as in production: the default
+flush interval and batch size, no flush per request.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, g
+
+from outlit_flask import Outlit
+
+GREETING = "Hello, World!"
+
+
+def create_plain_app() -> Flask:
+    app = Flask("flask_hello_plain")
+
+    @app.get("/")
+    def hello() -> str:
+        return GREETING
+
+    return app
+
+
+def create_outlit_app() -> Flask:
+    app = Flask("flask_hello_outlit")
+    app.config["OUTLIT_PUBLIC_KEY"] = os.environ.get("OUTLIT_PUBLIC_KEY", "pk_bench")
+    app.config["OUTLIT_API_HOST"] = os.environ.get("OUTLIT_API_HOST", "http://127.0.0.1:8787")
+    outlit = Outlit(app)
+
+    @outlit.identity_loader
+    def identity() -> dict[str, str]:
+        return {"user_id": "bench-user", "customer_domain": "bench.example"}
+
+    @app.get("/")
+    def hello() -> str:
+        g.outlit.track(event_name="hello_viewed", properties={"path": "/"})
+        return GREETING
+
+    return app
+
+
+app_plain = create_plain_app()
+app_outlit = create_outlit_app()

@@ -1,0 +1,142 @@
+"""The process-wide client, created from ``settings.OUTLIT`` on first use.
+
+Created lazily so that importing the app, ``gunicorn --preload`` and management commands that
+never track create no client and start no thread. Replaced (the old one shut down) when
+``settings.OUTLIT`` changes, which is what keeps ``override_settings`` correct in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, cast
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from outlit import OptionError, Outlit
+from outlit._options import ENV_PUBLIC_KEY, resolve_options
+
+from . import conf
+
+if TYPE_CHECKING:
+    from outlit import FlushResult, Options
+
+logger = logging.getLogger("outlit.django")
+
+_lock = threading.Lock()
+
+
+class LazyClient:
+    """Stands for the :class:`~outlit.Outlit` client built from settings; builds it when an
+    attribute is first used. ``isinstance(outlit, outlit.Outlit)`` holds."""
+
+    __slots__ = ("_client",)
+    _client: Outlit | None
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_client", None)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names the proxy lacks, i.e. every client attribute.
+        return getattr(get_client(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(get_client(), name, value)
+
+    def __dir__(self) -> list[str]:
+        return dir(Outlit)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # lets isinstance() see an Outlit
+        return Outlit
+
+    def __repr__(self) -> str:
+        client = self._client
+        if client is None:
+            return "<outlit_django.outlit: created from settings.OUTLIT on first use>"
+        return repr(client)
+
+
+_proxy = LazyClient()
+
+#: ``from outlit_django import outlit``: the process-wide client, typed as what it stands for.
+outlit = cast(Outlit, _proxy)
+
+
+def get_client() -> Outlit:
+    """The process-wide client, created now if it does not exist yet."""
+    client: Outlit | None = _proxy._client
+    if client is None:
+        with _lock:
+            client = _proxy._client
+            if client is None:
+                client = build_client()
+                object.__setattr__(_proxy, "_client", client)
+    return client
+
+
+def peek_client() -> Outlit | None:
+    """The process-wide client if it was created, without creating it."""
+    client: Outlit | None = _proxy._client
+    return client
+
+
+def reset_client(timeout: float | None = None) -> FlushResult | None:
+    """Forget the settings read so far and shut the current client down (flushing it).
+
+    The next use builds a new client from the settings as they are then.
+    """
+    with _lock:
+        conf.clear_cache()
+        old: Outlit | None = _proxy._client
+        object.__setattr__(_proxy, "_client", None)
+    if old is None:
+        return None
+    return old.shutdown(timeout)
+
+
+def resolved_options(outlit_settings: conf.OutlitSettings | None = None) -> Options:
+    """The options a client built now would have, without building one.
+
+    Raises ``ImproperlyConfigured`` for settings the client would refuse. The middleware calls
+    it when the server loads it, so that those fail at start-up rather than on a request.
+    """
+    resolved = outlit_settings or conf.get_settings()
+    kwargs = _client_kwargs(resolved)
+    try:
+        return resolve_options(**kwargs)
+    except OptionError as exc:
+        raise ImproperlyConfigured(f"settings.{conf.SETTING_NAME}: {exc}") from exc
+
+
+def _client_kwargs(resolved: conf.OutlitSettings) -> dict[str, Any]:
+    kwargs = dict(resolved.client_kwargs)
+    if kwargs.get("enabled", True) is True and resolved.public_key_missing:
+        kwargs["enabled"] = False
+        kwargs["public_key"] = None
+    return kwargs
+
+
+def build_client(outlit_settings: conf.OutlitSettings | None = None) -> Outlit:
+    """A new client from ``settings.OUTLIT``.
+
+    Without a public key (in the setting or the environment) the client is created disabled,
+    with one log line, rather than failing every request: ``manage.py check`` reports the
+    missing key (as an error unless ``DEBUG``). Any other bad value raises
+    ``ImproperlyConfigured`` naming the key.
+    """
+    resolved = outlit_settings or conf.get_settings()
+    kwargs = _client_kwargs(resolved)
+    if kwargs["enabled"] is False and resolved.client_kwargs.get("enabled", True) is True:
+        logger.log(
+            logging.WARNING if settings.DEBUG else logging.ERROR,
+            "outlit: no public key (settings.%s['PUBLIC_KEY'] or %s): tracking calls are "
+            "validated but nothing is sent",
+            conf.SETTING_NAME,
+            ENV_PUBLIC_KEY,
+        )
+    try:
+        return Outlit(**kwargs)
+    except OptionError as exc:
+        raise ImproperlyConfigured(f"settings.{conf.SETTING_NAME}: {exc}") from exc

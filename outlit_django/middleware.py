@@ -1,0 +1,120 @@
+"""``OutlitMiddleware``: gives every request ``request.outlit``, a tracker bound to the request.
+
+``request.outlit`` has the client's tracking methods. A call that names no identity gets the
+request's identity (by default the authenticated user's ``user_id`` and ``email``), looked up
+only when a call needs it. The middleware runs natively under WSGI and ASGI: on the request
+path it only builds a small object, with no I/O and no thread hop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+
+from outlit import BoundTracker
+
+from . import conf
+from .client import get_client, resolved_options
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponseBase
+
+    GetResponse = Callable[[HttpRequest], HttpResponseBase]
+    AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+
+def request_tracker(request: HttpRequest) -> BoundTracker:
+    """A tracker for ``request``: the process-wide client, with the request's identity filled
+    in by calls that name none (``IDENTIFY_USER``)."""
+    identity = conf.get_settings().identity
+    # What client.bind() returns, built directly: bind() imports BoundTracker on every call,
+    # which costs more than the rest of this function.
+    if identity is None:
+        return BoundTracker(get_client(), None)
+    # The identity is looked up only if a call needs it.
+    return BoundTracker(get_client(), partial(identity, request))
+
+
+class OutlitMiddleware:
+    """Sets ``request.outlit``. Place it after ``AuthenticationMiddleware``."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
+        # Settings the client would refuse fail here, when the server loads the middleware,
+        # instead of on the first request. The client itself is still created lazily.
+        resolved_options()
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        # Django wraps a sync process_view in a thread hop under ASGI: give each mode its own.
+        self.process_view: Callable[..., Any]
+        if self.is_async:
+            markcoroutinefunction(self)
+            self.process_view = self._aprocess_view
+        else:
+            self.process_view = self._process_view
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        request.outlit = request_tracker(request)  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        request.outlit = request_tracker(request)  # type: ignore[attr-defined]
+        response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
+        return response
+
+    def _process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> None:
+        # An async view under WSGI runs inside an event loop, where Django refuses the
+        # database query that loading request.user may need. Load the user now, in sync code.
+        if conf.get_settings().identity is not None and _is_async_view(view_func):
+            user = getattr(request, "user", None)
+            if user is not None:
+                _ = user.is_authenticated
+        return None
+
+    async def _aprocess_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> None:
+        # Same for an async view under ASGI, with Django's async user lookup. Sync views run
+        # in a thread, where the lazy request.user works as it is.
+        if conf.get_settings().identity is not None and _is_async_view(view_func):
+            auser = getattr(request, "auser", None)
+            if auser is not None:
+                # Assigned as login() does, so request.user and the identity function see it.
+                request.user = await auser()
+            elif hasattr(request, "user"):  # Django 4.2 has no request.auser()
+                await sync_to_async(_load_user)(request)
+        return None
+
+
+@lru_cache(maxsize=1024)
+def _cached_is_async_view(view_func: Callable[..., Any]) -> bool:
+    return iscoroutinefunction(view_func)
+
+
+def _is_async_view(view_func: Callable[..., Any]) -> bool:
+    # Views live as long as the URL conf: remember the answer (it runs on every request).
+    try:
+        return _cached_is_async_view(view_func)
+    except TypeError:  # an unhashable callable
+        return iscoroutinefunction(view_func)
+
+
+def _load_user(request: HttpRequest) -> None:
+    _ = request.user.is_authenticated

@@ -1,0 +1,69 @@
+"""Pure ASGI middleware that gives every HTTP request ``request.state.outlit``, a tracker bound to
+that request's identity, for Starlette apps and for FastAPI apps that prefer middleware."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from outlit import BoundTracker
+
+from ._outlit import Outlit, _scope_identity
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class OutlitMiddleware:
+    """``Middleware(OutlitMiddleware, outlit=outlit)``: sets ``request.state.outlit``.
+
+    Written against ASGI directly rather than ``BaseHTTPMiddleware``, so context variables,
+    streaming responses and background tasks behave as without it. Lifespan and websocket
+    scopes pass through untouched. With ``Outlit(flush_after_response=True)`` it waits for
+    queued events to be delivered once the app has sent its response (and run its background
+    tasks), which covers every event of the request, including app-wide ``outlit.track``
+    calls.
+    """
+
+    def __init__(self, app: ASGIApp, outlit: Outlit) -> None:
+        if not isinstance(outlit, Outlit):
+            raise TypeError(
+                "OutlitMiddleware needs outlit=outlit_fastapi.Outlit(...), "
+                f"got {type(outlit).__name__}"
+            )
+        if outlit._identify_is_depends:
+            raise TypeError(
+                "identify=Depends(...) is resolved by FastAPI's dependency injection, which "
+                "middleware does not have: use Depends(outlit) in your routes, or pass identify "
+                "a plain function of the request"
+            )
+        self.app = app
+        self.outlit = outlit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        outlit = self.outlit
+        if outlit._identify is None:
+            # client.bind(), built directly (as in Outlit.__call__) to save its import.
+            tracker = BoundTracker(outlit.client, functools.partial(_scope_identity, scope))
+        else:
+            # No receive channel: an identify function must not consume the request body
+            # before the app reads it.
+            tracker = await outlit.tracker_for(Request(scope))
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["outlit"] = tracker
+        if not outlit.flush_after_response:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            # The app returns after its last `http.response.body` message (and its background
+            # tasks): the client already has the response when this wait starts.
+            await outlit.flush_queued()

@@ -1,0 +1,434 @@
+"""The FastAPI integration object: one Outlit client, the ``Depends(outlit)`` dependency that
+hands each request its bound tracker, and the lifespan that flushes on shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+from starlette.background import BackgroundTasks
+from starlette.requests import HTTPConnection, Request
+
+import outlit
+from outlit import (
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_MAX_REQUESTS_PER_SECOND,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    BoundTracker,
+    OptionError,
+)
+from outlit._tracker import user_identity
+
+if TYPE_CHECKING:
+    from fastapi.params import Depends
+    from typing_extensions import Unpack
+
+    from outlit import (
+        ClientStats,
+        CustomerAPI,
+        FlushResult,
+        Options,
+        RetryPolicy,
+        ServerIdentifyOptions,
+        ServerTrackOptions,
+        Transport,
+        UserAPI,
+    )
+
+logger = logging.getLogger("outlit")
+
+#: How long the serverless flush after each response may wait (seconds).
+DEFAULT_FLUSH_AFTER_RESPONSE_TIMEOUT = 2.0
+
+Identity = Mapping[str, Any]
+#: ``identify(request) -> {"user_id": ..., "email": ...}``, sync or async. Returning None or {}
+#: means "no identity for this request".
+IdentifyFunction = (
+    Callable[[Request], Identity | None] | Callable[[Request], Awaitable[Identity | None]]
+)
+
+
+def request_identity(connection: HTTPConnection) -> dict[str, Any]:
+    """The identity of the user that Starlette's ``AuthenticationMiddleware`` authenticated.
+
+    ``user_id`` comes from the user's ``pk``, ``id`` or ``get_id()``, else from Starlette's
+    ``BaseUser.identity``, else ``username``; ``email`` is added when the user has one. Anonymous requests, and
+    apps without authentication middleware, give ``{}``.
+    """
+    return _scope_identity(connection.scope)
+
+
+def _scope_identity(scope: Mapping[str, Any]) -> dict[str, Any]:
+    # Read from the scope: `request.user` asserts when AuthenticationMiddleware is not installed.
+    user = scope.get("user")
+    if user is None:
+        return {}
+    identity = user_identity(user)
+    if "user_id" not in identity and _is_authenticated(user):
+        key = _starlette_user_key(user)
+        if key is not None:
+            identity["user_id"] = key
+    return identity
+
+
+def _starlette_user_key(user: Any) -> str | None:
+    # Starlette's BaseUser names its unique key `identity` (SimpleUser: its username); older
+    # Starlette versions gave SimpleUser only `username`, and BaseUser.identity raises.
+    for name in ("identity", "username"):
+        try:
+            key = getattr(user, name, None)
+        except Exception:  # NotImplementedError from BaseUser.identity
+            continue
+        if isinstance(key, str) and key.strip():
+            return key
+    return None
+
+
+def _is_authenticated(user: Any) -> bool:
+    try:
+        return bool(user.is_authenticated)
+    except Exception:
+        return False
+
+
+def _checked_identity(found: Any) -> Identity | None:
+    if found is None or isinstance(found, Mapping):
+        return found
+    raise TypeError(
+        "identify must return a dict of identity fields (user_id, email, ...) or None, "
+        f"got {type(found).__name__}"
+    )
+
+
+def _identify_lazily(identify: Callable[[Any], Any], connection: HTTPConnection) -> Identity | None:
+    # Called by BoundTracker, which logs what this raises and goes on without an identity.
+    return _checked_identity(identify(connection))
+
+
+def _is_async_callable(function: Any) -> bool:
+    while isinstance(function, functools.partial):
+        function = function.func
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None)  # noqa: B004 - objects with an async __call__
+    )
+
+
+def _is_depends(value: Any) -> bool:
+    try:
+        from fastapi.params import Depends
+    except ImportError:  # plain Starlette: nothing can be a Depends
+        return False
+    return isinstance(value, Depends)
+
+
+#: The client options' defaults, to tell which ones a caller gave.
+_DEFAULTS: dict[str, Any] = {
+    "public_key": None,
+    "api_host": None,
+    "flush_interval": DEFAULT_FLUSH_INTERVAL,
+    "max_batch_size": DEFAULT_MAX_BATCH_SIZE,
+    "timeout": DEFAULT_TIMEOUT,
+    "max_queue_size": DEFAULT_MAX_QUEUE_SIZE,
+    "enabled": True,
+    "shutdown_timeout": DEFAULT_SHUTDOWN_TIMEOUT,
+    "max_requests_per_second": DEFAULT_MAX_REQUESTS_PER_SECOND,
+    "retry": None,
+    "transport": None,
+}
+
+
+class Outlit:
+    """Outlit for a FastAPI or Starlette app: the client, the dependency and the lifespan.
+
+    ``Outlit(...)`` takes every option of :class:`outlit.Outlit` (the public key and API host
+    fall back to ``OUTLIT_PUBLIC_KEY`` / ``OUTLIT_API_HOST``), plus:
+
+    ``identify``
+        Where a request's default identity comes from, for tracking calls that name none.
+        Default: the authenticated ``request.user`` (see :func:`request_identity`). A function
+        ``identify(request) -> dict | None``, sync (called lazily, at most once per request,
+        only when a call needs it) or async (awaited when the request's tracker is made).
+        ``identify=Depends(fn)`` lets FastAPI resolve ``fn`` with its own dependencies.
+    ``flush_after_response``
+        For serverless hosts (Mangum on AWS Lambda and the like) that freeze the process once
+        a response is returned: after each response is sent, wait (at most
+        ``flush_after_response_timeout`` seconds, without blocking the event loop) until the
+        queued events are delivered.
+    ``client``
+        An existing :class:`outlit.Outlit` to use instead of making one. The lifespan then
+        flushes it on shutdown but leaves shutting it down to its owner.
+
+    The instance is the dependency (``tracker=Depends(outlit)``) and ``outlit.lifespan`` is
+    the app's lifespan. It also has the client's own methods (``outlit.track(...)``), for code
+    that runs outside a request.
+    """
+
+    def __init__(
+        self,
+        public_key: str | None = None,
+        *,
+        api_host: str | None = None,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        enabled: bool = True,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        max_requests_per_second: float = DEFAULT_MAX_REQUESTS_PER_SECOND,
+        retry: RetryPolicy | None = None,
+        transport: Transport | None = None,
+        identify: IdentifyFunction | Depends | None = None,
+        flush_after_response: bool = False,
+        flush_after_response_timeout: float = DEFAULT_FLUSH_AFTER_RESPONSE_TIMEOUT,
+        client: outlit.Outlit | None = None,
+    ) -> None:
+        if not isinstance(flush_after_response, bool):
+            raise OptionError(
+                f"flush_after_response must be True or False, got {flush_after_response!r}"
+            )
+        if (
+            isinstance(flush_after_response_timeout, bool)
+            or not isinstance(flush_after_response_timeout, (int, float))
+            or not 0 < flush_after_response_timeout < float("inf")
+        ):
+            raise OptionError(
+                "flush_after_response_timeout must be a finite number of seconds > 0, "
+                f"got {flush_after_response_timeout!r}"
+            )
+        if identify is not None and not callable(identify) and not _is_depends(identify):
+            raise OptionError(
+                "identify must be a function of the request returning a dict of identity "
+                f"fields, or Depends(function); got {identify!r}"
+            )
+        options: dict[str, Any] = {
+            "public_key": public_key,
+            "api_host": api_host,
+            "flush_interval": flush_interval,
+            "max_batch_size": max_batch_size,
+            "timeout": timeout,
+            "max_queue_size": max_queue_size,
+            "enabled": enabled,
+            "shutdown_timeout": shutdown_timeout,
+            "max_requests_per_second": max_requests_per_second,
+            "retry": retry,
+            "transport": transport,
+        }
+        if client is not None:
+            if not isinstance(client, outlit.Outlit):
+                raise OptionError(f"client must be an outlit.Outlit, got {client!r}")
+            given = sorted(name for name, value in options.items() if value != _DEFAULTS[name])
+            if given:
+                raise OptionError(
+                    f"{', '.join(given)}: set these on the client you pass as client=, not here"
+                )
+            self._owns_client = False
+        else:
+            client = outlit.Outlit(**options)
+            self._owns_client = True
+        self._client = client
+        self.flush_after_response = flush_after_response
+        self.flush_after_response_timeout = float(flush_after_response_timeout)
+        self._identify: Any = identify
+        self._identify_is_async = identify is not None and _is_async_callable(identify)
+        self._identify_is_depends = identify is not None and _is_depends(identify)
+        self._lifespans = 0
+        # FastAPI reads a dependency's parameters from its signature. The instance's own
+        # __signature__ asks only for what this configuration needs (the request, plus the
+        # background tasks or the identify dependency when used), with real classes rather
+        # than strings so that every FastAPI version resolves them.
+        self.__signature__ = self._dependency_signature()
+
+    # -- the dependency ------------------------------------------------------------------
+
+    def _dependency_signature(self) -> inspect.Signature:
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        parameters = [inspect.Parameter("connection", keyword, annotation=HTTPConnection)]
+        if self._identify_is_depends:
+            parameters.append(
+                inspect.Parameter("identity", keyword, default=self._identify, annotation=Any)
+            )
+        if self.flush_after_response:
+            parameters.append(
+                inspect.Parameter("background_tasks", keyword, annotation=BackgroundTasks)
+            )
+        return inspect.Signature(parameters, return_annotation=BoundTracker)
+
+    async def __call__(
+        self,
+        *,
+        connection: HTTPConnection,
+        identity: Identity | None = None,
+        background_tasks: BackgroundTasks | None = None,
+    ) -> BoundTracker:
+        """The request's tracker: ``tracker=Depends(outlit)``."""
+        # Async although it awaits nothing (mostly): FastAPI would run a sync dependency in its
+        # thread pool, a thread hop on every request.
+        if self._identify is None:  # the common case, inlined: this runs on every request
+            # What client.bind() returns, built directly: bind() imports BoundTracker on each
+            # call, which costs twice the construction.
+            tracker = BoundTracker(
+                self._client, functools.partial(_scope_identity, connection.scope)
+            )
+        elif self._identify_is_depends:
+            try:
+                tracker = self._client.bind(_checked_identity(identity))
+            except TypeError:
+                logger.exception(
+                    "outlit: identify gave no usable identity; tracking without identity"
+                )
+                tracker = self._client.bind(None)
+        else:
+            tracker = await self.tracker_for(connection)
+        if background_tasks is not None:
+            # Background tasks run after the response body has been sent.
+            background_tasks.add_task(self.flush_queued)
+        return tracker
+
+    async def tracker_for(self, connection: HTTPConnection) -> BoundTracker:
+        """A tracker bound to ``connection``'s identity (what the dependency and middleware use)."""
+        identify = self._identify
+        if identify is None:
+            return self._client.bind(functools.partial(_scope_identity, connection.scope))
+        if self._identify_is_depends:
+            raise TypeError(
+                "identify=Depends(...) is resolved by FastAPI's dependency injection, which only "
+                "Depends(outlit) has: use Depends(outlit), or pass identify a plain function "
+                "of the request"
+            )
+        if self._identify_is_async:
+            try:
+                found = _checked_identity(await identify(connection))
+            except Exception:
+                # App code: a failure must not break the request; calls that name an
+                # identity of their own still work.
+                logger.exception("outlit: the identity function raised; tracking without identity")
+                found = None
+            return self._client.bind(found)
+        # Sync: BoundTracker calls it only if a call needs it, and logs its errors.
+        return self._client.bind(functools.partial(_identify_lazily, identify, connection))
+
+    async def flush_queued(self) -> None:
+        """Wait, at most ``flush_after_response_timeout``, until queued events are delivered.
+
+        The wait happens in a thread, so the event loop keeps serving; nothing is raised.
+        """
+        client = self._client
+        if client.queue_size == 0:  # skip the thread hop when there is nothing to send
+            return
+        try:
+            await client.aflush(self.flush_after_response_timeout)
+        except Exception:
+            logger.exception("outlit: the flush after the response failed")
+
+    # -- the lifespan --------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        """The app's lifespan: ``FastAPI(lifespan=outlit.lifespan)``.
+
+        On shutdown it delivers what is queued and stops the client (``ashutdown()``, in a
+        thread: the event loop keeps running), waiting at most ``shutdown_timeout``. Inside
+        your own lifespan: ``async with outlit.lifespan(app): ...``. A later startup (a second
+        ``with TestClient(app)``) starts a fresh client with the same options.
+        """
+        self._start()
+        try:
+            yield
+        finally:
+            await self._stop()
+
+    def wrap_lifespan(
+        self, app_lifespan: Callable[[Any], AbstractAsyncContextManager[Any]]
+    ) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
+        """``FastAPI(lifespan=outlit.wrap_lifespan(lifespan))``: your lifespan runs inside ours.
+
+        Whatever state your lifespan yields is passed on to the app, and events your code
+        tracks during its own shutdown are still delivered.
+        """
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Any) -> AsyncIterator[Any]:
+            async with self.lifespan(app), app_lifespan(app) as state:
+                yield state
+
+        return lifespan
+
+    def _start(self) -> None:
+        self._lifespans += 1
+        if self._client.closed and self._owns_client:
+            # The previous lifespan shut the client down (tests run one lifespan per
+            # TestClient); start a fresh one with the same options.
+            self._client = outlit.Outlit(**self._client.options.as_dict())
+
+    async def _stop(self) -> None:
+        self._lifespans -= 1
+        if self._lifespans > 0:
+            return  # another app sharing this client is still running
+        try:
+            if self._owns_client:
+                await self._client.ashutdown()
+            else:
+                await self._client.aflush(self._client.options.shutdown_timeout)
+        except Exception:
+            logger.exception("outlit: error while flushing at shutdown")
+
+    # -- the client's own methods, for code outside a request ------------------------------
+
+    @property
+    def client(self) -> outlit.Outlit:
+        """The current :class:`outlit.Outlit` client (a new one after a lifespan restart)."""
+        return self._client
+
+    @property
+    def options(self) -> Options:
+        return self._client.options
+
+    def track(self, **kwargs: Unpack[ServerTrackOptions]) -> None:
+        """:meth:`outlit.Outlit.track`: the caller names the identity."""
+        self._client.track(**kwargs)
+
+    def identify(self, **kwargs: Unpack[ServerIdentifyOptions]) -> None:
+        """:meth:`outlit.Outlit.identify` (the event, not the ``identify=`` option)."""
+        self._client.identify(**kwargs)
+
+    @property
+    def user(self) -> UserAPI:
+        return self._client.user
+
+    @property
+    def customer(self) -> CustomerAPI:
+        return self._client.customer
+
+    def bind(self, identity: Any = None) -> BoundTracker:
+        return self._client.bind(identity)
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        return self._client.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> FlushResult:
+        return await self._client.aflush(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> FlushResult:
+        return self._client.shutdown(timeout)
+
+    async def ashutdown(self, timeout: float | None = None) -> FlushResult:
+        return await self._client.ashutdown(timeout)
+
+    @property
+    def queue_size(self) -> int:
+        return self._client.queue_size
+
+    @property
+    def stats(self) -> ClientStats:
+        return self._client.stats
+
+    def __repr__(self) -> str:
+        return f"<outlit_fastapi.Outlit client={self._client!r}>"

@@ -1,0 +1,288 @@
+"""The Flask extension: one Outlit client per app, ``g.outlit`` in every request, an identify
+when a user logs in, and an optional bounded flush when the app context tears down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from flask import Flask, current_app, g, has_app_context
+
+from outlit import BoundTracker, OptionError
+from outlit import Outlit as OutlitClient
+from outlit._tracker import user_identity
+
+from ._cli import outlit_cli
+from ._config import CONFIG_DEFAULTS, FlaskSettings, read_config
+from ._identity import IdentityLoader, clean_identity, current_user_identity
+from .signals import teardown_flushed
+
+if TYPE_CHECKING:
+    from outlit import (
+        ClientStats,
+        CustomerAPI,
+        FlushResult,
+        RetryPolicy,
+        Transport,
+        UserAPI,
+    )
+
+#: The key of the app's client in ``app.extensions``.
+EXTENSION_KEY = "outlit"
+
+logger = logging.getLogger("outlit")
+
+LoaderT = TypeVar("LoaderT", bound=IdentityLoader)
+
+
+class Outlit:
+    """Outlit for Flask apps: ``Outlit(app)``, or ``Outlit()`` then ``init_app(app)``.
+
+    Each app gets its own client, built from its ``OUTLIT_*`` config keys and kept in
+    ``app.extensions["outlit"]``; the extension object holds no app, so one instance serves
+    any number of apps. Keyword arguments given here are defaults for every app's config::
+
+        outlit = Outlit(flush_interval=5.0)
+        outlit.init_app(app)                       # app.config["OUTLIT_PUBLIC_KEY"] = "pk_..."
+
+        @app.post("/export")
+        def export():
+            g.outlit.track(event_name="report_exported")   # the logged-in user's identity
+            outlit.track(event_name="export_queued", customer_id="cust_1")   # the app's client
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        identity_loader: IdentityLoader | None = None,
+        public_key: str | None = None,
+        api_host: str | None = None,
+        flush_interval: float | None = None,
+        max_batch_size: int | None = None,
+        timeout: float | None = None,
+        max_queue_size: int | None = None,
+        enabled: bool | None = None,
+        shutdown_timeout: float | None = None,
+        max_requests_per_second: float | None = None,
+        retry: RetryPolicy | None = None,
+        transport: Transport | None = None,
+        identify_user: bool | None = None,
+        identify_on_login: bool | None = None,
+        flush_on_teardown: bool | None = None,
+    ) -> None:
+        given: dict[str, Any] = {
+            "public_key": public_key,
+            "api_host": api_host,
+            "flush_interval": flush_interval,
+            "max_batch_size": max_batch_size,
+            "timeout": timeout,
+            "max_queue_size": max_queue_size,
+            "enabled": enabled,
+            "shutdown_timeout": shutdown_timeout,
+            "max_requests_per_second": max_requests_per_second,
+            "retry": retry,
+            "transport": transport,
+            "identify_user": identify_user,
+            "identify_on_login": identify_on_login,
+            "flush_on_teardown": flush_on_teardown,
+        }
+        self._config_defaults = {
+            f"OUTLIT_{name.upper()}": value for name, value in given.items() if value is not None
+        }
+        self._identity_loader = identity_loader
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Build the app's client from its config and attach the request hooks and commands.
+
+        Set the ``OUTLIT_*`` keys before calling it. Raises ``RuntimeError`` when the app
+        already has Outlit, and :class:`outlit.OptionError` (a ``ValueError``) for bad config.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                f"Outlit is already set up on app {app.name!r}: call init_app() once per app "
+                "and import that extension object wherever you track"
+            )
+        for key, default in CONFIG_DEFAULTS.items():
+            app.config.setdefault(key, self._config_defaults.get(key, default))
+        try:
+            kwargs, settings = read_config(app.config)
+            client = OutlitClient(**kwargs)
+        except OptionError as exc:
+            hint = ""
+            if app.config.get("OUTLIT_PUBLIC_KEY") is None and "public_key" in str(exc):
+                hint = (
+                    " Set app.config['OUTLIT_PUBLIC_KEY'] (or the OUTLIT_PUBLIC_KEY environment"
+                    " variable), or OUTLIT_ENABLED = False to send nothing."
+                )
+            raise OptionError(
+                f"Outlit config of app {app.name!r} (keys OUTLIT_<OPTION>): "
+                f"{str(exc).rstrip('.')}.{hint}"
+            ) from exc
+        app.extensions[EXTENSION_KEY] = client
+        hooks = _AppHooks(self, client, settings)
+        # First of the app's before_request functions, so that g.outlit is there for a hook
+        # registered before init_app, even one that answers the request itself.
+        app.before_request_funcs.setdefault(None, []).insert(0, hooks.bind_tracker)
+        if settings.flush_on_teardown:
+            app.teardown_appcontext(hooks.flush_on_teardown)
+        hooks.connect_login_signals(app)
+        app.cli.add_command(outlit_cli)
+
+    def identity_loader(self, loader: LoaderT) -> LoaderT:
+        """Register the function that says who the current user is, for ``g.outlit``.
+
+        It takes no arguments, reads the request the Flask way and returns a dict of email,
+        user_id, fingerprint, customer_id, customer_domain (or None). It replaces the built-in
+        Flask-Login lookup; see :func:`outlit_flask.current_user_identity` to build on it.
+        """
+        self._identity_loader = loader
+        return loader
+
+    # -- the current app's client ------------------------------------------------------
+
+    @property
+    def client(self) -> OutlitClient:
+        """The current app's :class:`outlit.Outlit` client (needs an application context)."""
+        if not has_app_context():
+            raise RuntimeError(
+                "Outlit needs an application context to find the app's client: track inside a "
+                "request or a CLI command, or in 'with app.app_context():' (and make sure "
+                "outlit.init_app(app) was called)"
+            )
+        client = current_app.extensions.get(EXTENSION_KEY)
+        if client is None:
+            raise RuntimeError(
+                f"Outlit is not set up on app {current_app.name!r}: call outlit.init_app(app) "
+                "(or create Outlit(app)) before tracking"
+            )
+        return cast(OutlitClient, client)
+
+    def track(self, **kwargs: Any) -> None:
+        """:meth:`outlit.Outlit.track` on the current app's client (no identity filled in)."""
+        self.client.track(**kwargs)
+
+    def identify(self, **kwargs: Any) -> None:
+        """:meth:`outlit.Outlit.identify` on the current app's client."""
+        self.client.identify(**kwargs)
+
+    @property
+    def user(self) -> UserAPI:
+        """``outlit.user.activate/engaged/inactive/identify`` on the current app's client."""
+        return self.client.user
+
+    @property
+    def customer(self) -> CustomerAPI:
+        """``outlit.customer.trialing/paid/churned`` on the current app's client."""
+        return self.client.customer
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        """Send what the current app's client has queued; see :meth:`outlit.Outlit.flush`."""
+        return self.client.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> FlushResult:
+        """:meth:`flush` for ``async def`` views."""
+        return await self.client.aflush(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> FlushResult:
+        """Flush and stop the current app's client; it refuses tracking calls afterwards."""
+        return self.client.shutdown(timeout)
+
+    @property
+    def queue_size(self) -> int:
+        return self.client.queue_size
+
+    @property
+    def stats(self) -> ClientStats:
+        return self.client.stats
+
+    def __repr__(self) -> str:
+        loader = getattr(self._identity_loader, "__qualname__", None)
+        return f"<outlit_flask.Outlit identity_loader={loader}>"
+
+
+class _AppHooks:
+    """What init_app attaches to one app. The app holds it (through its before_request hook);
+    it holds no reference to the app, and looks the loader up on the extension at call time so
+    that ``@outlit.identity_loader`` may come after ``Outlit(app)``."""
+
+    def __init__(self, extension: Outlit, client: OutlitClient, settings: FlaskSettings) -> None:
+        self._extension = extension
+        self._client = client
+        self._settings = settings
+        self._resolver = self.current_identity
+        # Without identity filling every request can share one tracker: it holds no state.
+        self._anonymous = client.bind(None)
+
+    def new_tracker(self) -> BoundTracker:
+        if self._settings.identify_user:
+            # What client.bind() returns, built directly: bind() imports on every call, which
+            # costs more than the tracker itself on this per-request path.
+            return BoundTracker(self._client, self._resolver)
+        return self._anonymous
+
+    def bind_tracker(self) -> None:
+        g.outlit = self.new_tracker()
+
+    def current_identity(self) -> Mapping[str, Any] | None:
+        # Called by the tracker on the first call that needs it, at most once per request.
+        loader = self._extension._identity_loader
+        if loader is not None:
+            return loader()
+        return current_user_identity()
+
+    def connect_login_signals(self, app: Flask) -> None:
+        settings = self._settings
+        if not (settings.identify_user or settings.identify_on_login):
+            return
+        try:
+            from flask_login import (  # type: ignore[import-untyped, unused-ignore]
+                user_logged_in,
+                user_logged_out,
+            )
+        except ImportError:
+            return
+        # blinker keeps weak references to both: these receivers live as long as the app does.
+        user_logged_in.connect(self.on_login, sender=app)
+        if settings.identify_user:
+            user_logged_out.connect(self.on_logout, sender=app)
+
+    def on_login(self, app: Flask, user: Any = None, **extra: Any) -> None:
+        if self._settings.identify_user and has_app_context():
+            # A fresh tracker: an identity looked up before login_user() in this request is stale.
+            g.outlit = self.new_tracker()
+        if not self._settings.identify_on_login:
+            return
+        try:
+            identity = user_identity(user)
+            loader = self._extension._identity_loader
+            if loader is not None:
+                identity.update(clean_identity(loader()))
+            if identity.get("email") or identity.get("user_id"):
+                # Outlit infers the discovered and signed_up stages from this identify.
+                self._client.identify(**identity)
+        except Exception:
+            logger.exception("outlit: could not queue the identify for a login (the login went on)")
+
+    def on_logout(self, app: Flask, user: Any = None, **extra: Any) -> None:
+        if has_app_context():
+            g.outlit = self.new_tracker()
+
+    def flush_on_teardown(self, exc: BaseException | None) -> None:
+        client = self._client
+        try:
+            if client.queue_size == 0:
+                return
+            # Bounded by the same wait as the flush at process exit: in a serverless function
+            # the end of a request may be the end of the process.
+            result = client.flush(client.options.shutdown_timeout)
+        except Exception:
+            logger.exception("outlit: the teardown flush failed; the events stay queued")
+            return
+        try:
+            teardown_flushed.send(current_app._get_current_object(), result=result)  # type: ignore[attr-defined]
+        except Exception:
+            logger.exception("outlit: a teardown_flushed receiver raised")

@@ -1,0 +1,44 @@
+"""Who the current request's user is, for ``g.outlit``: Flask-Login's ``current_user`` when the
+app has a ``LoginManager``, or the app's own ``@outlit.identity_loader``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import current_app, has_request_context
+
+from outlit._tracker import IDENTITY_KEYS, user_identity
+
+#: A function of no arguments returning the current user's identity (email, user_id, fingerprint,
+#: customer_id, customer_domain), or None when there is none. It reads the request the Flask
+#: way (``current_user``, ``g``, ``request``).
+IdentityLoader = Callable[[], Mapping[str, Any] | None]
+
+
+def current_user_identity() -> dict[str, Any]:
+    """Flask-Login's logged-in user as ``{"user_id": str(user.id), "email": ...}``.
+
+    ``{}`` when nobody is logged in, outside a request, or when the app has no ``LoginManager``.
+    An identity loader can build on it::
+
+        @outlit.identity_loader
+        def identity():
+            return {**current_user_identity(), "customer_id": current_user.team_id}
+    """
+    if not has_request_context() or getattr(current_app, "login_manager", None) is None:
+        return {}
+    from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
+
+    return user_identity(current_user._get_current_object())
+
+
+def clean_identity(found: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The identity fields of ``found`` that carry a value."""
+    if not found:
+        return {}
+    return {
+        key: value
+        for key, value in found.items()
+        if key in IDENTITY_KEYS and value is not None and value != ""
+    }

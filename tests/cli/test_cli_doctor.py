@@ -1,0 +1,75 @@
+"""``outlit doctor``: the resolved configuration with the key masked, and checks that pass
+against a running collector and fail, in plain words and exit 1, when something is wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from outlit._cli import main
+from outlit._collector.server import Collector
+
+PUBLIC_KEY = "pk_test_doctor_0123456789"
+
+
+def test_a_good_setup_passes(collector: Collector, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--public-key", PUBLIC_KEY, "--api-host", collector.url]) == 0
+    out = capsys.readouterr().out
+    assert PUBLIC_KEY not in out
+    assert "public_key               pk_test…   from --public-key" in out
+    assert f"events_url               {collector.url}/api/i/v1/pk_test…/events" in out
+    assert "ok    public key" in out
+    assert "ok    connect" in out
+    assert "FAIL" not in out
+    assert "Everything checks out" in out
+
+
+def test_settings_from_the_environment_are_named_as_such(
+    collector: Collector, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OUTLIT_PUBLIC_KEY", PUBLIC_KEY)
+    monkeypatch.setenv("OUTLIT_API_HOST", collector.url + "/")
+    assert main(["doctor", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sources"] == {"public_key": "OUTLIT_PUBLIC_KEY", "api_host": "OUTLIT_API_HOST"}
+    assert report["config"]["api_host"] == collector.url  # the trailing / is dropped
+    assert report["config"]["public_key"] == "pk_test…"
+    assert [check["name"] for check in report["checks"]] == ["public key", "DNS", "connect"]
+    assert report["ok"] is True
+    assert report["environment"]["outlit"]
+
+
+def test_an_unreachable_host_fails(closed_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    host = f"http://127.0.0.1:{closed_port}"
+    assert main(["doctor", "--public-key", PUBLIC_KEY, "--api-host", host, "--timeout", "1"]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  connect     cannot connect to 127.0.0.1:{closed_port}" in out
+    assert "1 problem to fix: connect." in out
+
+
+def test_a_malformed_key_fails_but_the_host_is_still_checked(
+    collector: Collector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["doctor", "--public-key", "sk_live_123", "--api-host", collector.url]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  configuration  public_key must start with 'pk_'" in out
+    assert "ok    connect" in out
+
+
+def test_no_key_at_all_fails_saying_where_to_set_it(
+    collector: Collector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["doctor", "--api-host", collector.url, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert report["sources"]["public_key"] == "nowhere"
+    (failed,) = [check for check in report["checks"] if not check["ok"]]
+    assert "OUTLIT_PUBLIC_KEY" in failed["detail"]
+
+
+def test_a_non_http_host_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--public-key", PUBLIC_KEY, "--api-host", "ftp://example.com"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  configuration  api_host must be an http(s) URL" in out
+    assert "FAIL  api host" in out

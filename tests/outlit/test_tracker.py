@@ -1,0 +1,313 @@
+"""Request-bound trackers (``client.bind(...)``): the current user's identity fills in what a
+call leaves out, never what it names, and the identity hook is app code that may fail."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from outlit import BoundTracker
+from outlit._tracker import user_identity
+
+try:
+    from ._helpers import ClientFactory, client_factory, sent_events
+except ImportError:
+    from _helpers import ClientFactory, client_factory, sent_events
+
+JANE = {"email": "jane@acme.com", "user_id": "usr_1"}
+
+
+@pytest.fixture
+def clients() -> Iterator[ClientFactory]:
+    with client_factory() as factory:
+        yield factory
+
+
+@pytest.fixture
+def client(clients: ClientFactory) -> Any:
+    return clients()
+
+
+class CountingResolver:
+    def __init__(self, identity: Any = None, error: Exception | None = None) -> None:
+        self.identity = identity
+        self.error = error
+        self.calls = 0
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return self.identity
+
+
+# -- filling in --------------------------------------------------------------------------------
+
+
+def test_bound_track_without_identity_uses_the_bound_user(client):
+    c, transport = client
+    tracker = c.bind(JANE)
+    assert isinstance(tracker, BoundTracker)
+    tracker.track(event_name="report_exported", properties={"format": "pdf"})
+    (event,) = sent_events(c, transport)
+    assert event["email"] == "jane@acme.com"
+    assert event["userId"] == "usr_1"
+    assert event["url"] == "server://jane@acme.com"
+    assert event["properties"] == {"format": "pdf"}
+
+
+def test_explicit_identity_wins_and_is_never_mixed_with_the_bound_one(client):
+    c, transport = client
+    tracker = c.bind(JANE)
+    tracker.track(event_name="admin_action", user_id="usr_other")
+    tracker.track(event_name="for_account", customer_id="cust_9")
+    tracker.user.activate(fingerprint="device-7")
+    by_user, by_customer, stage = sent_events(c, transport)
+    assert by_user["userId"] == "usr_other"
+    assert "email" not in by_user
+    assert by_customer["customerId"] == "cust_9"
+    assert not {"email", "userId"} & set(by_customer)
+    assert stage["properties"]["__fingerprint"] == "device-7"
+    assert stage["properties"]["__email"] is None
+    assert stage["properties"]["__userId"] is None
+
+
+def test_bound_identify_fills_the_user(client):
+    c, transport = client
+    tracker = c.bind(JANE)
+    tracker.identify(traits={"role": "admin"})
+    tracker.user.identify(traits={"role": "owner"})
+    first, second = sent_events(c, transport)
+    for event in (first, second):
+        assert event["type"] == "identify"
+        assert (event["email"], event["userId"]) == ("jane@acme.com", "usr_1")
+    assert second["traits"] == {"role": "owner"}
+
+
+def test_bound_identify_with_only_customer_fields_still_identifies_the_user(client):
+    # identify's identity is email/user_id; customer_id is an optional addition to it
+    c, transport = client
+    tracker = c.bind(JANE)
+    tracker.identify(customer_id="cust_1", customer_traits={"plan": "pro"})
+    (event,) = sent_events(c, transport)
+    assert (event["email"], event["userId"], event["customerId"]) == (
+        "jane@acme.com",
+        "usr_1",
+        "cust_1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "stage"),
+    [("activate", "activated"), ("engaged", "engaged"), ("inactive", "inactive")],
+)
+def test_bound_stage_calls_fill_the_user_markers(client, method, stage):
+    c, transport = client
+    getattr(c.bind(JANE).user, method)(properties={"flow": "onboarding"})
+    (event,) = sent_events(c, transport)
+    assert event["stage"] == stage
+    assert event["properties"] == {
+        "flow": "onboarding",
+        "__fingerprint": None,
+        "__email": "jane@acme.com",
+        "__userId": "usr_1",
+    }
+
+
+@pytest.mark.parametrize("status", ["trialing", "paid", "churned"])
+def test_bound_billing_calls_fill_the_customer(client, status):
+    c, transport = client
+    tracker = c.bind({"customer_id": "cust_1", "customer_domain": "acme.com", **JANE})
+    getattr(tracker.customer, status)(properties={"plan": "pro"})
+    (event,) = sent_events(c, transport)
+    assert (event["status"], event["customerId"], event["domain"]) == (status, "cust_1", "acme.com")
+    assert not {"email", "userId"} & set(event)  # billing targets accounts, not contacts
+
+
+def test_bound_billing_with_an_explicit_stripe_id_is_not_mixed_with_the_bound_customer(client):
+    c, transport = client
+    tracker = c.bind({"customer_id": "cust_bound"})
+    tracker.customer.paid(stripe_customer_id="cus_stripe")
+    (event,) = sent_events(c, transport)
+    assert event["stripeCustomerId"] == "cus_stripe"
+    assert "customerId" not in event, "the stripe id named the account; the bound one was mixed in"
+
+
+def test_bound_billing_without_a_customer_raises_naming_the_fields(client):
+    c, _ = client
+    with pytest.raises(ValueError) as raised:
+        c.bind(JANE).customer.paid()
+    assert "customer_id" in str(raised.value)
+    assert "customer_domain" in str(raised.value)
+
+
+def test_a_tracker_bound_to_nobody_behaves_like_the_client(client):
+    c, transport = client
+    tracker = c.bind()
+    with pytest.raises(ValueError, match="email"):
+        tracker.track(event_name="e")
+    tracker.track(event_name="e", email="a@x.com")
+    assert [e["email"] for e in sent_events(c, transport)] == ["a@x.com"]
+
+
+def test_bound_identity_keeps_only_identity_fields(client):
+    c, transport = client
+    tracker = c.bind({"email": "", "user_id": None, "fingerprint": "fp", "password": "hunter2"})
+    assert tracker.identity == {"fingerprint": "fp"}
+    tracker.track(event_name="e")
+    (event,) = sent_events(c, transport)
+    assert event["fingerprint"] == "fp"
+    assert "hunter2" not in transport.requests[0].body.decode()
+
+
+# -- the identity function -------------------------------------------------------------------
+
+
+def test_identity_function_is_called_lazily_and_at_most_once(client):
+    c, transport = client
+    resolver = CountingResolver(JANE)
+    tracker = c.bind(resolver)
+    assert resolver.calls == 0  # binding costs nothing
+    tracker.track(event_name="explicit", email="other@x.com")
+    assert resolver.calls == 0  # not needed: the call named its identity
+    tracker.track(event_name="implicit1")
+    tracker.user.engaged()
+    tracker.identify(traits={"a": 1})
+    assert resolver.calls == 1
+    events = sent_events(c, transport)
+    assert [e.get("email") or e["properties"]["__email"] for e in events] == [
+        "other@x.com",
+        "jane@acme.com",
+        "jane@acme.com",
+        "jane@acme.com",
+    ]
+
+
+def test_identity_function_returning_nothing_is_asked_only_once(client):
+    c, _ = client
+    resolver = CountingResolver(None)
+    tracker = c.bind(resolver)
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            tracker.track(event_name="e")
+    assert resolver.calls == 1
+    assert tracker.identity == {}
+
+
+def test_a_raising_identity_function_is_logged_and_tracking_goes_on(client, caplog):
+    caplog.set_level(logging.ERROR, logger="outlit")
+    c, transport = client
+    resolver = CountingResolver(error=LookupError("session store down"))
+    tracker = c.bind(resolver)
+    with pytest.raises(ValueError):  # no identity at all: the programmer error still surfaces
+        tracker.track(event_name="needs_identity")
+    tracker.track(event_name="explicit", email="a@x.com")
+    with pytest.raises(ValueError):
+        tracker.user.activate()
+    assert resolver.calls == 1
+    errors = [r for r in caplog.records if r.name == "outlit" and r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert "session store down" in str(errors[0].exc_info[1])
+    assert [e["eventName"] for e in sent_events(c, transport)] == ["explicit"]
+
+
+def test_identity_property_is_a_copy(client):
+    c, _ = client
+    tracker = c.bind(dict(JANE))
+    tracker.identity["email"] = "changed@x.com"
+    assert tracker.identity["email"] == "jane@acme.com"
+
+
+def test_bound_tracker_flushes_and_reports_the_client_queue(client):
+    c, transport = client
+    tracker = c.bind(JANE)
+    tracker.track(event_name="e")
+    assert tracker.queue_size == 1 == c.queue_size
+    assert tracker.flush(timeout=5)
+    assert tracker.queue_size == 0
+    assert tracker.client is c
+    assert len(transport.requests) == 1
+
+
+def test_bound_tracker_after_shutdown_raises_runtime_error(client):
+    c, _ = client
+    tracker = c.bind(JANE)
+    c.shutdown()
+    with pytest.raises(RuntimeError):
+        tracker.track(event_name="e")
+
+
+def test_repr_does_not_leak_identity_values(client):
+    c, _ = client
+    text = repr(c.bind(JANE))
+    assert "jane@acme.com" not in text
+    assert "email" in text
+
+
+# -- user_identity ---------------------------------------------------------------------------
+
+
+def django_like(**attrs: Any) -> Any:
+    return SimpleNamespace(is_authenticated=True, **attrs)
+
+
+@pytest.mark.parametrize(
+    ("user", "identity"),
+    [
+        (None, {}),
+        (SimpleNamespace(is_authenticated=False, pk=None, email=""), {}),
+        (SimpleNamespace(pk=5, email="a@x.com"), {}),  # no is_authenticated: not a user
+        (django_like(pk=5, email="a@x.com"), {"user_id": "5", "email": "a@x.com"}),
+        (django_like(pk=5, id=99, email="  a@x.com  "), {"user_id": "5", "email": "a@x.com"}),
+        (django_like(pk=None, id=7, email=""), {"user_id": "7"}),
+        (django_like(id=7, email="   "), {"user_id": "7"}),
+        (django_like(id=7, email=None), {"user_id": "7"}),
+        (django_like(id=7, email=42), {"user_id": "7"}),
+        (django_like(get_id=lambda: "flask-9"), {"user_id": "flask-9"}),
+        (django_like(pk=0), {"user_id": "0"}),
+        (django_like(pk="  "), {}),
+        (django_like(email="only@x.com"), {"email": "only@x.com"}),
+    ],
+    ids=[
+        "none",
+        "anonymous",
+        "not-a-user",
+        "pk-and-email",
+        "pk-before-id",
+        "id",
+        "blank-email",
+        "none-email",
+        "non-str-email",
+        "get_id",
+        "zero-pk",
+        "blank-pk",
+        "email-only",
+    ],
+)
+def test_user_identity_of_framework_user_objects(user, identity):
+    assert user_identity(user) == identity
+
+
+def test_user_identity_with_an_anonymous_flask_login_style_user():
+    class AnonymousUser:
+        is_authenticated = False
+        is_anonymous = True
+
+        def get_id(self) -> None:
+            raise AssertionError("an anonymous user's id must not be read")
+
+    assert user_identity(AnonymousUser()) == {}
+
+
+def test_bind_with_user_identity_tracks_the_request_user(client):
+    c, transport = client
+    user = django_like(pk=12, email="jane@acme.com")
+    tracker = c.bind(lambda: user_identity(user))
+    tracker.track(event_name="report_exported")
+    (event,) = sent_events(c, transport)
+    assert (event["userId"], event["email"]) == ("12", "jane@acme.com")

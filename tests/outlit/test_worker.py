@@ -1,0 +1,776 @@
+"""Batching and delivery: what the background worker does with each answer of the service,
+what ``flush()`` promises, the counters, the signals and the log lines a user sees."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from outlit import (
+    MAX_BODY_BYTES,
+    MockTransport,
+    Outlit,
+    Request,
+    Response,
+    RetryPolicy,
+    TransportError,
+    signals,
+)
+from outlit._retry import server_delay
+
+try:
+    from ._helpers import FAST_RETRY, ClientFactory, Clock, Gate, client_factory, ok, strict_json
+except ImportError:
+    from _helpers import FAST_RETRY, ClientFactory, Clock, Gate, client_factory, ok, strict_json
+
+
+@pytest.fixture
+def clients() -> Iterator[ClientFactory]:
+    with client_factory() as factory:
+        yield factory
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="outlit")
+    return caplog
+
+
+def records(caplog: pytest.LogCaptureFixture, level: int, exact: bool = False) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "outlit" and (r.levelno == level if exact else r.levelno >= level)
+    ]
+
+
+def names(request: Request) -> list[str]:
+    return [event["eventName"] for event in strict_json(request.body)["events"]]
+
+
+def track_many(client: Outlit, count: int, prefix: str = "e", **extra: Any) -> None:
+    for i in range(count):
+        client.track(event_name=f"{prefix}{i}", user_id=f"u{i}", **extra)
+
+
+def wait_until(condition: Any, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return bool(condition())
+
+
+class Receiver:
+    """A blinker receiver that records the keyword arguments of every send."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, dict[str, Any]]] = []
+
+    def __call__(self, sender: Any, **kwargs: Any) -> None:
+        self.calls.append((sender, kwargs))
+
+    @property
+    def kwargs(self) -> list[dict[str, Any]]:
+        return [kwargs for _, kwargs in self.calls]
+
+
+def fail_first(n: int, failure: Any) -> Any:
+    """A handler whose first ``n`` requests fail with ``failure`` (an exception or a Response)."""
+    seen = [0]
+
+    def handler(request: Request) -> Response:
+        seen[0] += 1
+        if seen[0] <= n:
+            if isinstance(failure, BaseException):
+                raise failure
+            return failure
+        return ok(request)
+
+    return handler
+
+
+# -- batching -------------------------------------------------------------------------------
+
+
+def test_batches_hold_at_most_max_batch_size_events_in_order(clients):
+    client, transport = clients(max_batch_size=7)
+    track_many(client, 30)
+    assert client.flush(timeout=5)
+    assert [len(r.json()["events"]) for r in transport.requests] == [7, 7, 7, 7, 2]
+    assert [n for r in transport.requests for n in names(r)] == [f"e{i}" for i in range(30)]
+
+
+def test_a_full_batch_is_sent_without_waiting_for_the_interval(clients):
+    client, transport = clients(max_batch_size=5, flush_interval=60)
+    track_many(client, 5)
+    assert wait_until(lambda: len(transport.requests) == 1)
+    assert len(transport.requests[0].json()["events"]) == 5
+
+
+def test_queued_events_go_out_by_themselves_after_flush_interval(clients):
+    client, transport = clients(flush_interval=0.05)
+    client.track(event_name="e", email="a@x.com")
+    assert wait_until(lambda: len(transport.requests) == 1)
+    assert client.queue_size == 0
+
+
+def test_bodies_stay_under_one_megabyte_by_splitting(clients):
+    client, transport = clients()
+    blob = "x" * 50_000
+    track_many(client, 45, properties={"blob": blob})
+    assert client.flush(timeout=10)
+    sizes = [len(r.body) for r in transport.requests]
+    assert all(size <= MAX_BODY_BYTES for size in sizes), sizes
+    assert len(sizes) == 3, sizes  # packed close to the limit, not one request per event
+    delivered = [n for r in transport.requests for n in names(r)]
+    assert delivered == [f"e{i}" for i in range(45)]
+
+
+def test_an_event_over_one_megabyte_is_dropped_and_the_others_delivered(clients, log):
+    dropped = Receiver()
+    client, transport = clients()
+    with signals.events_dropped.connected_to(dropped, sender=client):
+        client.track(event_name="small1", email="a@x.com")
+        client.track(event_name="huge", email="a@x.com", properties={"blob": "x" * 1_100_000})
+        client.track(event_name="small2", email="a@x.com")
+        assert client.flush(timeout=5)
+    assert [n for r in transport.requests for n in names(r)] == ["small1", "small2"]
+    stats = client.stats
+    assert stats.dropped_by_reason == {"too_large": 1}
+    assert stats.delivered == 2
+    assert [kw["reason"] for kw in dropped.kwargs] == ["too_large"]
+    assert dropped.kwargs[0]["count"] == 1
+    assert any("huge" in m for m in records(log, logging.ERROR))
+
+
+# -- transient failures --------------------------------------------------------------------
+
+TRANSIENT = {
+    "network-error": TransportError("connection refused"),
+    "transport-bug": RuntimeError("a custom transport's bug"),
+    "http-500": Response(500, {}, b"oops"),
+    "http-502": Response(502),
+    "http-503": Response(503, {"retry-after": "0.01"}),
+    "http-408": Response(408),
+    "http-429-retry-after": Response(429, {"retry-after": "0.01"}, b'{"message":"slow down"}'),
+}
+
+
+@pytest.mark.parametrize("failure", list(TRANSIENT.values()), ids=list(TRANSIENT))
+def test_transient_failures_are_retried_with_the_same_bytes_and_nothing_lost(clients, failure):
+    client, transport = clients(fail_first(2, failure))
+    track_many(client, 12)
+    assert client.flush(timeout=2)
+    bodies = [r.body for r in transport.requests]
+    assert len(bodies) == 3
+    assert bodies[0] == bodies[1] == bodies[2]  # same events, same uuids, same bytes
+    events = strict_json(bodies[-1])["events"]
+    assert [e["eventName"] for e in events] == [f"e{i}" for i in range(12)]
+    assert len({e["uuid"] for e in events}) == 12
+    stats = client.stats
+    assert (stats.delivered, stats.retries, stats.failed_requests, stats.requests) == (12, 2, 2, 3)
+    assert stats.dropped == 0
+
+
+def test_events_tracked_during_an_outage_are_delivered_once_afterwards(clients):
+    down = threading.Event()
+    down.set()
+    accepted: list[Request] = []
+
+    def handler(request):
+        if down.is_set():
+            raise TransportError("down")
+        accepted.append(request)
+        return ok(request)
+
+    client, transport = clients(handler, max_batch_size=10)
+    track_many(client, 15, prefix="early")
+    assert not client.flush(timeout=0.2)
+    track_many(client, 15, prefix="late")
+    down.clear()
+    assert client.flush(timeout=5)
+    delivered = Counter(e["uuid"] for r in accepted for e in strict_json(r.body)["events"])
+    assert client.stats.delivered == 30
+    assert len(delivered) == 30
+    assert set(delivered.values()) == {1}
+    # every uuid ever attempted is among the delivered ones: a retry never mints new ids
+    attempted = {e["uuid"] for r in transport.requests for e in strict_json(r.body)["events"]}
+    assert attempted == set(delivered)
+    order = [n for r in accepted for n in names(r)]
+    assert order == [f"early{i}" for i in range(15)] + [f"late{i}" for i in range(15)]
+
+
+def test_a_retry_after_of_zero_retries_at_once(clients):
+    client, transport = clients(fail_first(1, Response(503, {"retry-after": "0"})))
+    client.track(event_name="e", email="a@x.com")
+    started = time.monotonic()
+    result = client.flush(timeout=2)
+    assert result, f"flush stalled: {result} after {time.monotonic() - started:.2f} s"
+    assert len(transport.requests) == 2
+
+
+def test_a_rate_limit_reset_already_past_retries_at_once(clients):
+    # e.g. the service's clock is a little behind ours
+    past = str(int(time.time()) - 5)
+    client, transport = clients(fail_first(1, Response(429, {"x-ratelimit-reset": past})))
+    client.track(event_name="e", email="a@x.com")
+    assert client.flush(timeout=2)
+    assert len(transport.requests) == 2
+
+
+def test_retry_after_from_the_service_is_honoured(clients):
+    clock = Clock(
+        lambda request, n: Response(429, {"retry-after": "0.3"}) if n == 1 else ok(request)
+    )
+    client, _ = clients(clock)
+    client.track(event_name="e", email="a@x.com")
+    assert client.flush(timeout=5)
+    assert len(clock.times) == 2
+    assert clock.gaps()[0] >= 0.28  # not the policy's 0.05 s backoff
+
+
+def test_retry_after_is_capped_by_the_policy(clients):
+    clock = Clock(
+        lambda request, n: Response(503, {"retry-after": "3600"}) if n == 1 else ok(request)
+    )
+    policy = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, max_retry_after=0.1)
+    client, _ = clients(clock, retry=policy)
+    client.track(event_name="e", email="a@x.com")
+    started = time.monotonic()
+    assert client.flush(timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert len(clock.times) == 2
+
+
+def test_rate_limit_headers_delay_the_next_request(clients):
+    def answer(request, n):
+        if n == 1:
+            reset = f"{time.time() + 0.3:.3f}"
+            return Response(200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset})
+        return ok(request)
+
+    clock = Clock(answer)
+    client, _ = clients(clock, max_batch_size=1)
+    track_many(client, 2)
+    assert client.flush(timeout=5)
+    assert len(clock.times) == 2
+    assert clock.gaps()[0] >= 0.25
+    assert client.stats.delivered == 2
+
+
+def test_requests_are_spaced_by_max_requests_per_second(clients):
+    clock = Clock()
+    client, _ = clients(clock, max_batch_size=1, max_requests_per_second=20)
+    track_many(client, 5)
+    assert client.flush(timeout=5)
+    assert len(clock.times) == 5
+    assert min(clock.gaps()) >= 0.045, clock.gaps()
+
+
+def test_a_failing_service_logs_one_warning_not_one_per_retry(clients, log):
+    client, _ = clients(fail_first(5, Response(503)))
+    track_many(client, 3)
+    assert client.flush(timeout=5)
+    warnings = records(log, logging.WARNING, exact=True)
+    assert len(warnings) == 1, warnings
+    assert "503" in warnings[0]
+    assert not records(log, logging.ERROR)
+    assert any("recovered" in m for m in records(log, logging.INFO, exact=True))
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "low", "high"),
+    [
+        ({"retry-after": "2"}, 429, 2.0, 2.0),
+        ({"retry-after": " 1.5 "}, 503, 1.5, 1.5),
+        ({"retry-after": "-5"}, 429, 0.0, 0.0),
+        ({"retry-after": "9999"}, 429, 60.0, 60.0),
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "{soon}"}, 200, 2.0, 3.1),
+        ({"x-ratelimit-reset": "{soon}"}, 429, 2.0, 3.1),
+    ],
+)
+def test_server_asked_delay_is_read_from_the_headers(headers, status, low, high):
+    soon = str(int(time.time()) + 3)
+    headers = {k: v.format(soon=soon) for k, v in headers.items()}
+    delay = server_delay(status, headers, cap=60.0)
+    assert delay is not None
+    assert low <= delay <= high
+
+
+def test_retry_after_as_an_http_date_is_understood():
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    delay = server_delay(503, {"retry-after": when}, cap=300.0)
+    assert delay is not None
+    assert 25 <= delay <= 31
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"retry-after": "soon"}, {"x-ratelimit-remaining": "5", "x-ratelimit-reset": "1"}],
+)
+def test_no_usable_delay_header_means_the_policy_decides(headers):
+    assert server_delay(503, headers, cap=60.0) is None
+
+
+# -- partial and definitive rejections -----------------------------------------------------
+
+
+def test_207_drops_only_the_listed_events_and_is_not_resent(clients, log):
+    def handler(request):
+        body = (
+            b'{"success":false,"processed":3,"errors":[{"index":1,"message":"bad name"},'
+            b'{"index":3,"message":"bad props"}]}'
+        )
+        return Response(207, {}, body)
+
+    delivered, dropped = Receiver(), Receiver()
+    client, transport = clients(handler)
+    with (
+        signals.batch_delivered.connected_to(delivered, sender=client),
+        signals.events_dropped.connected_to(dropped, sender=client),
+    ):
+        track_many(client, 5)
+        assert client.flush(timeout=5)
+    assert len(transport.requests) == 1
+    stats = client.stats
+    assert stats.delivered == 3
+    assert stats.dropped_by_reason == {"rejected": 2}
+    assert delivered.kwargs == [{"count": 3, "status": 207}]
+    assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(2, "rejected")]
+    assert any("bad name" in m for m in dropped.kwargs[0]["messages"])
+    warning = " ".join(records(log, logging.WARNING))
+    assert "events[1]" in warning
+    assert "bad props" in warning
+
+
+@pytest.mark.parametrize("status", [400, 413])
+@pytest.mark.parametrize("poison_at", [0, 5, 7])
+def test_one_rejected_event_is_isolated_and_the_rest_delivered_once(clients, status, poison_at):
+    def handler(request):
+        if "poison" in names(request):
+            return Response(status, {}, b'{"success":false,"message":"invalid event"}')
+        return ok(request)
+
+    dropped = Receiver()
+    client, transport = clients(handler)
+    with signals.events_dropped.connected_to(dropped, sender=client):
+        for i in range(8):
+            if i == poison_at:
+                client.track(event_name="poison", email="p@x.com")
+            else:
+                client.track(event_name=f"good{i}", email="a@x.com")
+        assert client.flush(timeout=5)
+    accepted = [n for r in transport.requests if "poison" not in names(r) for n in names(r)]
+    assert sorted(accepted) == sorted(f"good{i}" for i in range(8) if i != poison_at)
+    assert len(accepted) == 7  # each exactly once
+    assert len(transport.requests) <= 7  # halving: at most 2 * log2(8) + 1 requests
+    stats = client.stats
+    assert stats.delivered == 7
+    assert stats.dropped_by_reason == {"rejected": 1}
+    assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(1, "rejected")]
+
+
+def test_two_rejected_events_among_many_are_both_isolated(clients):
+    def handler(request):
+        if {"poison"} & set(names(request)):
+            return Response(400, {}, b'{"message":"bad"}')
+        return ok(request)
+
+    client, transport = clients(handler)
+    for i in range(20):
+        name = "poison" if i in (3, 16) else f"good{i}"
+        client.track(event_name=name, email="a@x.com")
+    assert client.flush(timeout=5)
+    accepted = Counter(n for r in transport.requests if "poison" not in names(r) for n in names(r))
+    assert set(accepted.values()) == {1}
+    assert len(accepted) == 18
+    assert client.stats.dropped_by_reason == {"rejected": 2}
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_refused_key_stops_sending_says_so_once_and_keeps_memory_bounded(clients, log, status):
+    failed = Receiver()
+
+    def handler(request):
+        body = b'{"success":false,"message":"Invalid or inactive tracking configuration"}'
+        return Response(status, {}, body)
+
+    client, transport = clients(handler, max_queue_size=20, max_batch_size=10)
+    with signals.batch_failed.connected_to(failed, sender=client):
+        track_many(client, 5)
+        assert client.flush(timeout=5)  # settled: given up for good, not pending
+        errors = records(log, logging.ERROR)
+        assert len(errors) == 1, errors
+        assert str(status) in errors[0]
+        assert "Invalid or inactive" in errors[0]
+        highest = 0
+        for i in range(200):
+            client.track(event_name=f"later{i}", email="a@x.com")
+            highest = max(highest, client.queue_size)
+        assert highest <= 20
+        assert client.flush(timeout=5)
+    assert client.queue_size == 0
+    assert len(transport.requests) == 1
+    assert len(records(log, logging.ERROR)) == 1
+    stats = client.stats
+    assert stats.delivered == 0
+    by_reason = stats.dropped_by_reason
+    assert by_reason["invalid_key"] + by_reason.get("queue_full", 0) == 205
+    assert failed.kwargs[0]["status"] == status
+    assert failed.kwargs[0]["retry_in"] is None
+
+
+# -- the queue --------------------------------------------------------------------------------
+
+
+def test_full_queue_drops_new_events_counts_them_and_warns_once_per_burst(clients, log):
+    dropped = Receiver()
+    client, transport = clients(max_queue_size=5)
+    with signals.events_dropped.connected_to(dropped, sender=client):
+        track_many(client, 30, prefix="burst1-")
+        assert client.queue_size == 5
+        full_warnings = [m for m in records(log, logging.WARNING) if "queue full" in m]
+        assert len(full_warnings) == 1
+        assert client.flush(timeout=5)
+        track_many(client, 30, prefix="burst2-")
+        assert client.flush(timeout=5)
+    full_warnings = [m for m in records(log, logging.WARNING) if "queue full" in m]
+    assert len(full_warnings) == 2
+    delivered = [n for r in transport.requests for n in names(r)]
+    assert delivered == [f"burst1-{i}" for i in range(5)] + [f"burst2-{i}" for i in range(5)]
+    assert client.stats.dropped_by_reason == {"queue_full": 50}
+    assert len(dropped.kwargs) == 50
+    assert all(kw == {"count": 1, "reason": "queue_full", "messages": []} for kw in dropped.kwargs)
+
+
+def test_queue_size_counts_events_waiting_to_be_sent(clients):
+    client, _ = clients()
+    assert client.queue_size == 0
+    track_many(client, 3)
+    assert client.queue_size == 3
+    assert client.flush(timeout=5)
+    assert client.queue_size == 0
+
+
+def test_stats_add_up_across_deliveries_and_drops(clients):
+    first = [True]
+
+    def handler(request):
+        if first[0]:
+            first[0] = False
+            return Response(207, {}, b'{"processed":3,"errors":[{"index":0,"message":"no"}]}')
+        return ok(request)
+
+    client, _ = clients(handler, max_queue_size=5)
+    client.track(event_name="a", email="a@x.com")
+    client.track(event_name="big", email="a@x.com", properties={"b": "x" * 1_100_000})
+    track_many(client, 6)  # 3 fit, 3 are dropped because the queue is full
+    stats = client.stats
+    assert (stats.enqueued, stats.queued, stats.delivered) == (5, 5, 0)
+    assert stats.dropped_by_reason == {"queue_full": 3}
+    assert client.flush(timeout=5)
+    track_many(client, 2)
+    assert client.flush(timeout=5)
+    stats = client.stats
+    assert stats.dropped_by_reason == {"queue_full": 3, "too_large": 1, "rejected": 1}
+    assert stats.dropped == 5
+    assert stats.delivered == 3 + 2
+    assert stats.queued == 0
+    assert stats.enqueued == 7  # accepted calls
+    assert stats.enqueued == stats.delivered + stats.dropped - 3 + stats.queued
+    assert stats.requests == 2
+
+
+def test_stats_seen_from_a_delivery_signal_count_each_event_once(clients):
+    seen: list[Any] = []
+    client, _ = clients()
+
+    def receiver(sender, **kwargs):
+        seen.append((sender.stats, sender.queue_size))
+
+    with signals.batch_delivered.connected_to(receiver, sender=client):
+        track_many(client, 3)
+        assert client.flush(timeout=5)
+    ((stats, queue_size),) = seen
+    assert stats.delivered == 3
+    assert queue_size == 0, "delivered events are still reported as queued"
+    assert stats.enqueued == 3, stats
+
+
+# -- flush -----------------------------------------------------------------------------------
+
+
+def test_flush_returns_a_truthy_result_once_everything_is_delivered(clients):
+    client, transport = clients()
+    track_many(client, 3)
+    result = client.flush(timeout=5)
+    assert result
+    assert result.pending == 0
+    assert len(transport.events) == 3
+
+
+def test_flush_with_nothing_queued_returns_at_once(clients):
+    client, transport = clients()
+    started = time.monotonic()
+    assert client.flush(timeout=5)
+    client.track(event_name="e", email="a@x.com")
+    assert client.flush(timeout=5)
+    assert client.flush(timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert len(transport.requests) == 1
+
+
+def test_flush_gives_up_after_its_timeout_when_the_service_stays_down(clients, log):
+    def down(request):
+        raise TransportError("connection refused")
+
+    client, _ = clients(down)
+    track_many(client, 5)
+    started = time.monotonic()
+    result = client.flush(timeout=0.3)
+    elapsed = time.monotonic() - started
+    assert not result
+    assert result.pending == 5
+    assert 0.25 <= elapsed < 0.3 + 0.5
+    assert client.queue_size == 5  # still queued, not lost
+    assert any("flush gave up" in m for m in records(log, logging.WARNING))
+
+
+def test_flush_returns_on_time_when_a_request_hangs(clients):
+    gate = Gate()
+
+    def hang(request):
+        gate.hold()
+        return ok(request)
+
+    client, _ = clients(hang)
+    client.track(event_name="e", email="a@x.com")
+    started = time.monotonic()
+    result = client.flush(timeout=0.2)
+    assert time.monotonic() - started < 0.2 + 0.5
+    assert not result
+    assert result.pending == 1
+    gate.release.set()
+    assert client.flush(timeout=5)
+
+
+def test_flush_waits_only_for_events_queued_before_the_call(clients):
+    first, second = Gate(), Gate()
+
+    def handler(request):
+        (name,) = names(request)
+        (first if name == "before" else second).hold()
+        return ok(request)
+
+    client, transport = clients(handler, max_batch_size=1)
+    client.track(event_name="before", email="a@x.com")
+    results: list[Any] = []
+    flusher = threading.Thread(target=lambda: results.append(client.flush(timeout=5)))
+    flusher.start()
+    assert first.arrived.wait(5)
+    client.track(event_name="after", email="a@x.com")  # queued while the flush is running
+    first.release.set()
+    flusher.join(5)
+    assert not flusher.is_alive()
+    assert results[0]  # settled although "after" is still held by the transport
+    assert second.arrived.wait(5)
+    assert client.queue_size == 1
+    second.release.set()
+    assert client.flush(timeout=5)
+    assert [n for r in transport.requests for n in names(r)] == ["before", "after"]
+
+
+def test_shutdown_with_the_service_down_returns_in_time_and_reports_the_loss(clients, log):
+    dropped = Receiver()
+
+    def down(request):
+        raise TransportError("connection refused")
+
+    client, _ = clients(down)
+    with signals.events_dropped.connected_to(dropped, sender=client):
+        track_many(client, 4)
+        started = time.monotonic()
+        result = client.shutdown(timeout=0.2)
+        assert time.monotonic() - started < 0.2 + 0.5
+    assert not result
+    assert result.pending == 4
+    assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(4, "shutdown")]
+    assert any("undelivered" in m for m in records(log, logging.WARNING))
+
+
+def test_shutdown_while_a_request_hangs_reports_the_undelivered_events(clients, log):
+    gate = Gate()
+
+    def hang_then_fail(request):
+        gate.hold()
+        return Response(503)
+
+    client, _ = clients(hang_then_fail)
+    track_many(client, 4)
+    try:
+        started = time.monotonic()
+        result = client.shutdown(timeout=0.2)
+        assert time.monotonic() - started < 0.2 + 0.5
+        assert not result
+        assert result.pending == 4
+        undelivered = [m for m in records(log, logging.WARNING) if "undelivered" in m]
+        assert undelivered, "shutdown did not say that 4 events were left undelivered"
+        assert "4" in undelivered[0]
+    finally:
+        gate.release.set()
+
+
+def test_async_flush_and_shutdown_deliver_without_blocking_the_loop(clients):
+    client, transport = clients()
+
+    async def main():
+        client.track(event_name="a", email="a@x.com")
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        assert await client.aflush(timeout=5)
+        client.track(event_name="b", email="a@x.com")
+        assert await client.ashutdown(timeout=5)
+        task.cancel()
+        return ticks
+
+    assert asyncio.run(main()) > 0
+    assert client.closed
+    assert [e["eventName"] for e in transport.events] == ["a", "b"]
+
+
+def test_with_block_delivers_and_shuts_down():
+    transport = MockTransport()
+    with Outlit(public_key="pk_ctx", transport=transport, flush_interval=60) as client:
+        client.track(event_name="e", email="a@x.com")
+    assert client.closed
+    assert len(transport.events) == 1
+
+
+def test_async_with_block_delivers_and_shuts_down():
+    transport = MockTransport()
+
+    async def main():
+        async with Outlit(public_key="pk_ctx", transport=transport, flush_interval=60) as client:
+            client.track(event_name="e", email="a@x.com")
+        return client
+
+    client = asyncio.run(main())
+    assert client.closed
+    assert len(transport.events) == 1
+
+
+def test_creating_a_client_starts_no_thread_until_first_use(clients):
+    def workers():
+        return [t for t in threading.enumerate() if t.name == "outlit-worker"]
+
+    before = len(workers())
+    client, _ = clients()
+    assert len(workers()) == before
+    client.track(event_name="e", email="a@x.com")
+    assert len(workers()) == before + 1
+    client.shutdown()
+    assert wait_until(lambda: len(workers()) == before)
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+
+def test_batch_delivered_signal_reports_count_and_status(clients):
+    delivered = Receiver()
+    client, _ = clients(max_batch_size=2)
+    with signals.batch_delivered.connected_to(delivered, sender=client):
+        track_many(client, 3)
+        assert client.flush(timeout=5)
+    assert [sender for sender, _ in delivered.calls] == [client, client]
+    assert delivered.kwargs == [{"count": 2, "status": 200}, {"count": 1, "status": 200}]
+
+
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [(Response(503, {}, b'{"message":"maintenance"}'), 503), (TransportError("refused"), None)],
+    ids=["http-503", "network"],
+)
+def test_batch_failed_signal_reports_the_failure_and_when_it_is_retried(clients, failure, status):
+    failed = Receiver()
+    client, _ = clients(fail_first(1, failure))
+    with signals.batch_failed.connected_to(failed, sender=client):
+        track_many(client, 2)
+        assert client.flush(timeout=5)
+    ((sender, kwargs),) = failed.calls
+    assert sender is client
+    assert set(kwargs) == {"count", "status", "error", "retry_in"}
+    assert kwargs["count"] == 2
+    assert kwargs["status"] == status
+    assert isinstance(kwargs["error"], str)
+    assert kwargs["error"]
+    assert 0 <= kwargs["retry_in"] <= FAST_RETRY.max_backoff
+
+
+def test_batch_failed_signal_for_a_rejected_batch_says_it_will_not_be_retried(clients):
+    failed = Receiver()
+    client, _ = clients(lambda request: Response(400, {}, b'{"message":"bad event"}'))
+    with signals.batch_failed.connected_to(failed, sender=client):
+        client.track(event_name="e", email="a@x.com")
+        assert client.flush(timeout=5)
+    assert failed.kwargs == [{"count": 1, "status": 400, "error": "bad event", "retry_in": None}]
+
+
+def test_a_receiver_that_raises_does_not_break_delivery(clients, log):
+    def broken(sender, **kwargs):
+        raise ValueError("receiver bug")
+
+    client, transport = clients(max_batch_size=2)
+    with signals.batch_delivered.connected_to(broken, sender=client):
+        track_many(client, 5)
+        assert client.flush(timeout=5)
+        client.track(event_name="later", email="a@x.com")
+        assert client.flush(timeout=5)
+    assert len(transport.events) == 6
+    assert client.stats.delivered == 6
+    assert any("batch_delivered" in m for m in records(log, logging.ERROR))
+
+
+def test_signals_of_one_client_are_sent_with_that_client_as_sender(clients):
+    delivered = Receiver()
+    client_a, _ = clients()
+    client_b, _ = clients()
+    with signals.batch_delivered.connected_to(delivered):
+        client_a.track(event_name="a", email="a@x.com")
+        client_b.track(event_name="b", email="b@x.com")
+        assert client_a.flush(timeout=5)
+        assert client_b.flush(timeout=5)
+    senders = [sender for sender, _ in delivered.calls]
+    assert client_a in senders
+    assert client_b in senders
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+
+def test_successful_delivery_logs_nothing_above_debug_and_one_debug_line_per_batch(clients, log):
+    client, _ = clients(max_batch_size=2)
+    track_many(client, 5)
+    assert client.flush(timeout=5)
+    assert records(log, logging.INFO) == []
+    posts = [m for m in records(log, logging.DEBUG, exact=True) if "POST" in m]
+    assert len(posts) == 3
+    assert all("-> 200" in m for m in posts)
+    assert "2 events" in posts[0]
+    assert "1 events" in posts[2]

@@ -1,0 +1,36 @@
+"""Identity functions named by dotted path in the tests' settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from outlit_django import default_identity
+
+calls: list[HttpRequest] = []
+
+
+def organization_identity(request: HttpRequest) -> dict[str, Any]:
+    """A multi-tenant app's: the user, and the organisation named by a header."""
+    calls.append(request)
+    found = default_identity(request)
+    organization = request.headers.get("X-Organization")
+    if organization:
+        found["customer_id"] = organization
+    return found
+
+
+def broken_identity(request: HttpRequest) -> dict[str, Any]:
+    raise RuntimeError("the identity function failed")
+
+
+def make_transport() -> Any:
+    from outlit import MockTransport
+
+    transport = MockTransport()
+    made.append(transport)
+    return transport
+
+
+made: list[Any] = []

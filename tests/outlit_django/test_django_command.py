@@ -1,0 +1,134 @@
+"""``manage.py outlit check|send|flush`` against the local collector over loopback."""
+
+from __future__ import annotations
+
+import socket
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from djtestproject import PUBLIC_KEY
+
+from outlit import RetryPolicy
+from outlit_django import outlit
+
+
+def run(*args: str, **options: Any) -> str:
+    out = StringIO()
+    call_command("outlit", *args, stdout=out, stderr=StringIO(), **options)
+    return out.getvalue()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_check_shows_the_masked_configuration_and_reaches_the_collector(
+    configure_outlit, collector
+):
+    configure_outlit(API_HOST=collector.url, TRANSPORT=None, IDENTIFY_ON_LOGIN=False)
+    output = run("check")
+    assert PUBLIC_KEY not in output
+    assert "pk_test…" in output
+    assert f"events_url                {collector.url}/api/i/v1/pk_test…/events" in output
+    assert "identify_on_login         False" in output
+    assert "ok   connect" in output
+    assert "FAIL" not in output
+    assert collector.stats.requests == 0  # a connection only, never an event
+
+
+def test_check_fails_when_the_host_cannot_be_reached(configure_outlit):
+    configure_outlit(API_HOST=f"http://127.0.0.1:{closed_port()}", TRANSPORT=None)
+    with pytest.raises(CommandError, match=r"1 Outlit check\(s\) failed"):
+        run("check", "--timeout", "1")
+
+
+def test_check_reports_a_missing_key(configure_outlit, collector):
+    configure_outlit(PUBLIC_KEY=None, API_HOST=collector.url, TRANSPORT=None)
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("outlit", "check", stdout=out)
+    assert "public_key                (none)" in out.getvalue()
+    assert "FAIL public key  none" in out.getvalue()
+
+
+def test_check_explains_a_value_the_client_refuses(configure_outlit):
+    configure_outlit(MAX_BATCH_SIZE=500)
+    with pytest.raises(CommandError, match="max_batch_size must be between 1 and 100"):
+        run("check")
+
+
+def test_send_delivers_one_test_event_and_says_so(configure_outlit, collector):
+    configure_outlit(API_HOST=collector.url, TRANSPORT=None)
+    output = run("send")
+    assert "Delivered 'outlit_test_event'" in output
+    assert "HTTP 200" in output
+    (event,) = collector.events()
+    assert event["eventName"] == "outlit_test_event"
+    assert event["fingerprint"] == "outlit-django-manage-py-send"
+    assert event["properties"] == {"source": "manage.py outlit send"}
+
+
+def test_send_uses_the_given_identity_and_name(configure_outlit, collector):
+    configure_outlit(API_HOST=collector.url, TRANSPORT=None)
+    run("send", "--email", "ops@acme.com", "--user-id", "7", "--event-name", "smoke")
+    (event,) = collector.events()
+    assert (event["eventName"], event["email"], event["userId"]) == ("smoke", "ops@acme.com", "7")
+    assert "fingerprint" not in event
+
+
+def test_send_reports_a_rejected_key(configure_outlit, collector):
+    configure_outlit(API_HOST=collector.url, TRANSPORT=None)
+    collector.status = 401
+    with pytest.raises(CommandError, match=r"not delivered.*HTTP 401"):
+        run("send")
+
+
+def test_send_gives_up_after_the_timeout_when_the_service_is_down(configure_outlit):
+    configure_outlit(
+        API_HOST=f"http://127.0.0.1:{closed_port()}",
+        TRANSPORT=None,
+        RETRY=RetryPolicy(initial_backoff=0.05, max_backoff=0.1),
+        SHUTDOWN_TIMEOUT=0.1,
+    )
+    with pytest.raises(CommandError, match=r"within 0\.5 s \(failed: ConnectError"):
+        run("send", "--timeout", "0.5")
+
+
+def test_send_refuses_when_tracking_is_disabled(configure_outlit):
+    configure_outlit(ENABLED=False)
+    with pytest.raises(CommandError, match="disabled"):
+        run("send")
+
+
+def test_flush_delivers_what_this_process_queued(configure_outlit):
+    transport = configure_outlit()
+    assert run("flush") == "Nothing is queued in this process.\n"
+    for n in range(3):
+        outlit.track(user_id=str(n), event_name="queued")
+    assert run("flush").startswith("Flushed 3 event(s).")
+    assert len(transport.events) == 3
+
+
+def test_flush_says_when_it_gives_up(configure_outlit):
+    configure_outlit(
+        API_HOST=f"http://127.0.0.1:{closed_port()}",
+        TRANSPORT=None,
+        RETRY=RetryPolicy(initial_backoff=0.05, max_backoff=0.1),
+        SHUTDOWN_TIMEOUT=0.1,
+    )
+    outlit.track(user_id="1", event_name="stuck")
+    with pytest.raises(CommandError, match=r"gave up after 0\.3 s with 1 of 1"):
+        run("flush", "--timeout", "0.3")
+
+
+def test_a_bad_timeout_and_a_bad_action_are_refused(configure_outlit):
+    configure_outlit()
+    with pytest.raises(CommandError, match="--timeout"):
+        run("flush", "--timeout", "0")
+    with pytest.raises(CommandError, match="invalid choice"):
+        run("resend")

@@ -1,0 +1,170 @@
+"""settings.OUTLIT and the process-wide client: defaults, environment fallback, laziness, and
+replacement when the setting changes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, override_settings
+from djtestproject import BASE_OUTLIT, PUBLIC_KEY
+
+from outlit import ClientClosedError, MockTransport, Outlit, RetryPolicy
+from outlit_django import outlit
+from outlit_django.client import get_client, peek_client
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_app_and_commands_that_never_track_create_no_client_and_no_thread():
+    # What `gunicorn --preload` and `manage.py migrate` do: import the app, run the checks,
+    # load the WSGI and ASGI handlers (which build the middleware). Nothing may be created.
+    code = textwrap.dedent(
+        """
+        import threading
+        import django
+        from django.conf import settings
+        settings.configure(
+            SECRET_KEY="x", USE_TZ=True, ROOT_URLCONF=[],
+            INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "outlit_django"],
+            MIDDLEWARE=["django.contrib.auth.middleware.AuthenticationMiddleware",
+                        "outlit_django.middleware.OutlitMiddleware"],
+            OUTLIT={"PUBLIC_KEY": "pk_lazy", "API_HOST": "http://127.0.0.1:9"},
+        )
+        from django.core.management import call_command
+        from django.core.wsgi import get_wsgi_application
+        from django.core.asgi import get_asgi_application
+        get_wsgi_application()
+        get_asgi_application()
+        import io
+        call_command("check", stdout=io.StringIO())
+        from outlit_django import outlit
+        from outlit_django.client import peek_client
+        import outlit._client as core
+        print(peek_client() is None, len(core._live_clients), threading.active_count())
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTLIT_", "DJANGO_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "0", "1"]
+
+
+def test_the_client_is_created_on_first_use_from_settings(configure_outlit):
+    configure_outlit(MAX_BATCH_SIZE=7, TIMEOUT=3, RETRY=RetryPolicy(initial_backoff=0.1))
+    assert peek_client() is None
+    assert "first use" in repr(outlit)
+    assert outlit.options.max_batch_size == 7
+    client = peek_client()
+    assert client is not None and client is get_client()
+    assert isinstance(outlit, Outlit)
+    assert client.options.timeout == 3.0
+    assert client.options.retry == RetryPolicy(initial_backoff=0.1)
+    assert client.options.public_key == PUBLIC_KEY
+    assert repr(outlit) == repr(client)
+
+
+def test_unset_keys_take_the_client_defaults(configure_outlit):
+    configure_outlit()
+    options = get_client().options
+    assert (options.flush_interval, options.max_batch_size, options.timeout) == (60.0, 100, 10.0)
+    assert options.max_queue_size == 10_000
+    assert options.shutdown_timeout == 5.0
+    assert options.api_host == "https://app.outlit.ai"
+
+
+def test_changing_the_setting_replaces_the_client_and_delivers_what_the_old_one_held():
+    first = MockTransport()
+    with override_settings(OUTLIT={**BASE_OUTLIT, "TRANSPORT": first}):
+        old = get_client()
+        outlit.track(email="jane@acme.com", event_name="before_change")
+        second = MockTransport()
+        with override_settings(OUTLIT={**BASE_OUTLIT, "TRANSPORT": second, "TIMEOUT": 2}):
+            assert old.closed
+            assert [e["eventName"] for e in first.events] == ["before_change"]
+            outlit.track(email="jane@acme.com", event_name="after_change")
+            assert get_client() is not old
+            assert get_client().options.timeout == 2.0
+            assert outlit.flush(timeout=5)
+            assert [e["eventName"] for e in second.events] == ["after_change"]
+        with pytest.raises(ClientClosedError):
+            old.track(email="jane@acme.com", event_name="too_late")
+
+
+def test_public_key_and_host_fall_back_to_the_environment(monkeypatch, configure_outlit):
+    monkeypatch.setenv("OUTLIT_PUBLIC_KEY", "pk_from_environment")
+    monkeypatch.setenv("OUTLIT_API_HOST", "http://127.0.0.1:8787/")
+    configure_outlit(PUBLIC_KEY=None)
+    assert outlit.options.public_key == "pk_from_environment"
+    assert outlit.options.api_host == "http://127.0.0.1:8787"
+    assert outlit.options.enabled
+
+
+@pytest.mark.parametrize(("debug", "level"), [(True, logging.WARNING), (False, logging.ERROR)])
+def test_without_a_key_tracking_is_accepted_and_nothing_is_sent(
+    configure_outlit, caplog, debug, level
+):
+    transport = configure_outlit(PUBLIC_KEY="")
+    with override_settings(DEBUG=debug), caplog.at_level(logging.WARNING, logger="outlit"):
+        outlit.track(email="jane@acme.com", event_name="report_exported")
+    assert not outlit.options.enabled
+    assert outlit.flush(timeout=1)
+    assert transport.requests == []
+    (record,) = [r for r in caplog.records if "no public key" in r.getMessage()]
+    assert record.levelno == level
+    # Programmer errors still surface while disabled, as the core promises.
+    with pytest.raises(ValueError, match="email"):
+        outlit.track(event_name="no_identity")
+
+
+def test_enabled_false_sends_nothing_and_logs_nothing(configure_outlit, caplog):
+    transport = configure_outlit(PUBLIC_KEY=None, ENABLED=False)
+    with caplog.at_level(logging.DEBUG, logger="outlit"):
+        outlit.track(email="jane@acme.com", event_name="report_exported")
+        outlit.flush(timeout=1)
+    assert transport.requests == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_value_the_client_refuses_raises_improperly_configured_naming_it(configure_outlit):
+    configure_outlit(MAX_BATCH_SIZE=1000)
+    with pytest.raises(ImproperlyConfigured, match=r"settings\.OUTLIT: max_batch_size"):
+        outlit.track(email="jane@acme.com", event_name="x")
+
+
+def test_a_setting_that_is_not_a_dict_raises_improperly_configured():
+    with (
+        override_settings(OUTLIT=["PUBLIC_KEY", "pk_x"]),
+        pytest.raises(ImproperlyConfigured, match="must be a dict"),
+    ):
+        get_client()
+
+
+def test_the_middleware_refuses_bad_settings_when_the_server_loads_it(configure_outlit):
+    configure_outlit(FLUSH_INTERVAL=0)
+    with pytest.raises(ImproperlyConfigured, match="flush_interval"):
+        Client().get("/quiet/")
+    assert peek_client() is None
+
+
+def test_transport_may_be_a_dotted_path_to_a_factory(configure_outlit):
+    from djtestproject import identity
+
+    configure_outlit(TRANSPORT="djtestproject.identity.make_transport")
+    outlit.track(user_id="42", event_name="via_factory")
+    assert outlit.flush(timeout=5)
+    assert [e["eventName"] for e in identity.made[-1].events] == ["via_factory"]
+
+
+def test_an_identity_path_that_does_not_import_is_reported_with_the_key(configure_outlit):
+    configure_outlit(IDENTIFY_USER="djtestproject.identity.no_such_function")
+    with pytest.raises(ImproperlyConfigured, match=r"\['IDENTIFY_USER'\].*cannot be imported"):
+        Client().get("/quiet/")

@@ -1,0 +1,158 @@
+"""``flask outlit send | flush | check`` through ``app.test_cli_runner()``, against a real
+collector on loopback."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from flask import Flask
+
+from outlit._collector.server import Collector
+from outlit_flask import Outlit
+
+
+def _collector_app(make_app, collector: Collector, **config) -> Flask:
+    app = make_app(OUTLIT_API_HOST=collector.url, OUTLIT_TRANSPORT=None, **config)
+    Outlit(app)
+    return app
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_send_delivers_one_test_event_and_says_so(make_app, collector):
+    app = _collector_app(make_app, collector)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "send"])
+
+    assert result.exit_code == 0, result.output
+    assert "Delivered 'outlit_test_event'" in result.output
+    assert "HTTP 200" in result.output
+    (event,) = collector.events()
+    assert event["eventName"] == "outlit_test_event"
+    assert event["fingerprint"] == "outlit-flask-cli"
+    assert event["properties"] == {"source": "flask outlit send"}
+
+
+def test_send_as_a_user_with_its_own_event_name(make_app, collector):
+    app = _collector_app(make_app, collector)
+
+    result = app.test_cli_runner().invoke(
+        args=["outlit", "send", "--email", "ada@example.com", "--event-name", "smoke_test"]
+    )
+
+    assert result.exit_code == 0, result.output
+    (event,) = collector.events()
+    assert (event["eventName"], event["email"]) == ("smoke_test", "ada@example.com")
+    assert "fingerprint" not in event
+
+
+def test_send_reports_a_refused_key_and_fails(make_app, collector):
+    collector.status = 401
+    app = _collector_app(make_app, collector)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "send"])
+
+    assert result.exit_code == 1
+    assert "was not delivered" in result.output
+    assert "HTTP 401: Invalid or inactive tracking configuration" in result.output
+    assert "dropped (invalid_key)" in result.output
+    assert collector.events() == []
+
+
+def test_send_gives_up_after_its_timeout_when_nothing_answers(make_app):
+    app = make_app(OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}", OUTLIT_TRANSPORT=None)
+    Outlit(app)
+
+    started = time.monotonic()
+    result = app.test_cli_runner().invoke(args=["outlit", "send", "--timeout", "0.5"])
+
+    assert result.exit_code == 1
+    assert time.monotonic() - started < 3.0
+    assert "still not sent after 0.5 s" in result.output
+    assert "ConnectError" in result.output
+
+
+def test_send_refuses_when_tracking_is_disabled(make_app):
+    app = make_app(OUTLIT_ENABLED=False)
+    Outlit(app)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "send"])
+
+    assert result.exit_code == 1
+    assert "OUTLIT_ENABLED is False" in result.output
+
+
+def test_flush_sends_what_this_process_queued(make_app, collector):
+    app = _collector_app(make_app, collector)
+    with app.app_context():
+        app.extensions["outlit"].track(event_name="queued_at_startup", user_id="u1")
+
+    result = app.test_cli_runner().invoke(args=["outlit", "flush"])
+
+    assert result.exit_code == 0, result.output
+    assert "Flushed 1 events." in result.output
+    assert [e["eventName"] for e in collector.events()] == ["queued_at_startup"]
+
+
+def test_flush_with_an_empty_queue_explains_where_server_events_go(make_app, collector):
+    app = _collector_app(make_app, collector)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "flush"])
+
+    assert result.exit_code == 0
+    assert "Nothing was queued in this process" in result.output
+
+
+def test_flush_fails_when_events_stay_queued(make_app):
+    app = make_app(OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}", OUTLIT_TRANSPORT=None)
+    Outlit(app)
+    with app.app_context():
+        app.extensions["outlit"].track(event_name="stuck", user_id="u1")
+
+    result = app.test_cli_runner().invoke(args=["outlit", "flush", "--timeout", "0.3"])
+
+    assert result.exit_code == 1
+    assert "1 events still queued after 0.3 s" in result.output
+
+
+def test_check_shows_the_configuration_with_the_key_masked(make_app, collector, public_key):
+    app = _collector_app(make_app, collector, login=True, OUTLIT_FLUSH_ON_TEARDOWN=True)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "check"])
+
+    assert result.exit_code == 0, result.output
+    assert public_key not in result.output
+    assert f"OUTLIT_PUBLIC_KEY                {public_key[:7]}…" in result.output
+    assert f"OUTLIT_API_HOST                  {collector.url}" in result.output
+    assert "OUTLIT_FLUSH_ON_TEARDOWN         True" in result.output
+    assert "Flask-Login LoginManager         found" in result.output
+    assert "ok    connect:" in result.output
+    assert "FAIL" not in result.output
+
+
+def test_check_fails_when_the_api_host_cannot_be_reached(make_app):
+    app = make_app(OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}", OUTLIT_ENABLED=False)
+    Outlit(app)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "check", "--timeout", "1"])
+
+    assert result.exit_code == 1
+    assert "FAIL  connect:" in result.output
+    assert "OUTLIT_ENABLED is False" in result.output
+    assert "some checks failed" in result.output
+
+
+def test_the_commands_are_listed_under_flask_outlit(make_app):
+    app = make_app()
+    Outlit(app)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "--help"])
+
+    assert result.exit_code == 0
+    for command in ("send", "flush", "check"):
+        assert f"  {command} " in result.output

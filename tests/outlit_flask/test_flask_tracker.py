@@ -1,0 +1,305 @@
+"""``g.outlit``: the request-bound tracker and the identity it fills in."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from flask import Flask, g, jsonify
+from flask_login import current_user, login_user
+
+import outlit
+from outlit_flask import Outlit, current_user_identity
+
+
+def _flushed_events(app: Flask, transport: outlit.MockTransport) -> list[dict[str, Any]]:
+    with app.app_context():
+        assert app.extensions["outlit"].flush(2.0)
+    return transport.events
+
+
+def _add_login_route(app: Flask, users: dict[str, Any]) -> None:
+    @app.post("/login/<user_id>")
+    def login(user_id: str) -> str:
+        login_user(users[user_id])
+        return "ok"
+
+
+def test_g_outlit_fills_in_the_flask_login_user(make_app, transport, users):
+    app = make_app(login=True, OUTLIT_IDENTIFY_ON_LOGIN=False)
+    Outlit(app)
+    _add_login_route(app, users)
+
+    @app.post("/export")
+    def export() -> str:
+        g.outlit.track(event_name="report_exported", properties={"format": "pdf"})
+        return "ok"
+
+    client = app.test_client()
+    client.post("/login/1")
+    assert client.post("/export").status_code == 200
+
+    (event,) = _flushed_events(app, transport)
+    assert event["eventName"] == "report_exported"
+    assert (event["userId"], event["email"]) == ("1", "ada@example.com")
+    assert event["properties"] == {"format": "pdf"}
+
+
+def test_a_user_without_email_is_tracked_by_user_id(make_app, transport, users):
+    app = make_app(login=True, OUTLIT_IDENTIFY_ON_LOGIN=False)
+    Outlit(app)
+    _add_login_route(app, users)
+
+    @app.post("/export")
+    def export() -> str:
+        g.outlit.user.activate()
+        return "ok"
+
+    client = app.test_client()
+    client.post("/login/3")
+    client.post("/export")
+
+    (event,) = _flushed_events(app, transport)
+    assert event["type"] == "stage"
+    assert event["properties"] == {"__fingerprint": None, "__email": None, "__userId": "3"}
+
+
+def test_explicit_identity_wins_over_the_logged_in_user(make_app, transport, users):
+    app = make_app(login=True, OUTLIT_IDENTIFY_ON_LOGIN=False)
+    Outlit(app)
+    _add_login_route(app, users)
+
+    @app.post("/invite")
+    def invite() -> str:
+        # An admin acting for someone else: nothing of the admin's identity is mixed in.
+        g.outlit.track(event_name="invite_accepted", email="new@example.com")
+        g.outlit.customer.paid(customer_domain="acme.com")
+        return "ok"
+
+    client = app.test_client()
+    client.post("/login/1")
+    client.post("/invite")
+
+    custom, billing = _flushed_events(app, transport)
+    assert custom["email"] == "new@example.com"
+    assert "userId" not in custom
+    assert billing["customerDomain"] == "acme.com"
+    assert "customerId" not in billing
+
+
+def test_an_anonymous_request_must_name_an_identity(make_app, transport):
+    app = make_app(login=True)
+    Outlit(app)
+    raised: list[BaseException] = []
+
+    @app.get("/")
+    def index() -> str:
+        try:
+            g.outlit.track(event_name="page_viewed")
+        except outlit.InvalidEventError as exc:
+            raised.append(exc)
+        g.outlit.track(event_name="page_viewed", fingerprint="device-1")
+        return "ok"
+
+    assert app.test_client().get("/").status_code == 200
+    assert len(raised) == 1
+    assert "fingerprint" in str(raised[0])
+    (event,) = _flushed_events(app, transport)
+    assert event["fingerprint"] == "device-1"
+
+
+def test_identity_loader_registered_after_init_app_replaces_flask_login(make_app, transport, users):
+    extension = Outlit()
+    app = make_app(login=True, OUTLIT_IDENTIFY_ON_LOGIN=False)
+    extension.init_app(app)
+    _add_login_route(app, users)
+
+    @extension.identity_loader
+    def identity() -> dict[str, Any]:
+        return {**current_user_identity(), "customer_domain": "acme.com", "fingerprint": None}
+
+    @app.post("/export")
+    def export() -> str:
+        g.outlit.track(event_name="report_exported")
+        return "ok"
+
+    client = app.test_client()
+    client.post("/login/2")
+    client.post("/export")
+
+    (event,) = _flushed_events(app, transport)
+    assert (event["userId"], event["email"], event["customerDomain"]) == (
+        "2",
+        "grace@example.com",
+        "acme.com",
+    )
+    assert "fingerprint" not in event
+
+
+def test_identity_loader_runs_once_per_request_and_only_when_needed(make_app, transport):
+    calls: list[int] = []
+
+    def identity() -> dict[str, str]:
+        calls.append(1)
+        return {"user_id": "u7"}
+
+    app = make_app()
+    Outlit(app, identity_loader=identity)
+
+    @app.get("/quiet")
+    def quiet() -> str:
+        return "no tracking here"
+
+    @app.get("/busy")
+    def busy() -> str:
+        g.outlit.track(event_name="one")
+        g.outlit.track(event_name="two")
+        g.outlit.track(event_name="three", user_id="explicit")
+        return "ok"
+
+    client = app.test_client()
+    client.get("/quiet")
+    assert calls == []
+    client.get("/busy")
+    assert calls == [1]
+    assert [e["userId"] for e in _flushed_events(app, transport)] == ["u7", "u7", "explicit"]
+
+
+def test_identify_user_false_turns_identity_filling_off(make_app, transport, users):
+    app = make_app(login=True, OUTLIT_IDENTIFY_USER=False, OUTLIT_IDENTIFY_ON_LOGIN=False)
+    extension = Outlit(app, identity_loader=lambda: {"user_id": "never"})
+    _add_login_route(app, users)
+    outcome: list[str] = []
+
+    @app.post("/export")
+    def export() -> str:
+        try:
+            g.outlit.track(event_name="report_exported")
+        except outlit.InvalidEventError:
+            outcome.append("no identity")
+        g.outlit.track(event_name="report_exported", customer_id="cust_9")
+        return "ok"
+
+    client = app.test_client()
+    client.post("/login/1")
+    client.post("/export")
+
+    assert outcome == ["no identity"]
+    (event,) = _flushed_events(app, transport)
+    assert event["customerId"] == "cust_9"
+    assert "userId" not in event
+    assert extension.__repr__().startswith("<outlit_flask.Outlit identity_loader=")
+
+
+def test_without_flask_login_or_loader_there_is_no_default_identity(make_app, transport):
+    app = make_app()
+    Outlit(app)
+
+    @app.get("/")
+    def index() -> Any:
+        return jsonify(g.outlit.identity)
+
+    assert app.test_client().get("/").get_json() == {}
+
+
+def test_g_outlit_exists_for_a_before_request_hook_registered_earlier(make_app, transport):
+    app = make_app()
+
+    @app.before_request
+    def gate() -> Any:
+        # An auth gate that answers the request itself, tracking as it does.
+        g.outlit.track(event_name="access_denied", fingerprint="device-2")
+        return "denied", 403
+
+    Outlit(app)
+
+    assert app.test_client().get("/anything").status_code == 403
+    (event,) = _flushed_events(app, transport)
+    assert event["eventName"] == "access_denied"
+
+
+def test_g_outlit_has_every_client_method(make_app, transport):
+    app = make_app()
+    Outlit(app, identity_loader=lambda: {"email": "ada@example.com", "customer_id": "cust_1"})
+    seen: dict[str, Any] = {}
+
+    @app.post("/all")
+    def everything() -> str:
+        tracker = g.outlit
+        tracker.track(event_name="a")
+        tracker.identify(traits={"plan": "pro"})
+        tracker.user.identify(traits={"role": "admin"})
+        tracker.user.activate()
+        tracker.user.engaged()
+        tracker.user.inactive()
+        tracker.customer.trialing()
+        tracker.customer.paid()
+        tracker.customer.churned()
+        seen["queue_size"] = tracker.queue_size
+        seen["flushed"] = bool(tracker.flush(2.0))
+        seen["client"] = tracker.client
+        return "ok"
+
+    app.test_client().post("/all")
+
+    assert seen["queue_size"] == 9
+    assert seen["flushed"]
+    assert seen["client"] is app.extensions["outlit"]
+    events = transport.events
+    assert [e.get("stage") or e.get("status") or e["type"] for e in events] == [
+        "custom",
+        "identify",
+        "identify",
+        "activated",
+        "engaged",
+        "inactive",
+        "trialing",
+        "paid",
+        "churned",
+    ]
+    assert all(e.get("customerId") == "cust_1" for e in events[6:])
+    assert all(e["properties"]["__email"] == "ada@example.com" for e in events[3:6])
+
+
+def test_a_failing_identity_loader_is_logged_and_explicit_calls_still_work(
+    make_app, transport, caplog
+):
+    def broken() -> dict[str, str]:
+        raise LookupError("session store down")
+
+    app = make_app()
+    Outlit(app, identity_loader=broken)
+
+    @app.get("/")
+    def index() -> str:
+        g.outlit.track(event_name="page_viewed", fingerprint="device-3")
+        return "ok"
+
+    @app.get("/needs-identity")
+    def needs_identity() -> str:
+        with pytest.raises(outlit.InvalidEventError):
+            g.outlit.track(event_name="page_viewed")
+        return "still answered"
+
+    with caplog.at_level(logging.ERROR, logger="outlit"):
+        assert app.test_client().get("/").status_code == 200
+    # The loader is only asked when a call names no identity: this one did.
+    assert "identity function raised" not in caplog.text
+
+    with caplog.at_level(logging.ERROR, logger="outlit"):
+        response = app.test_client().get("/needs-identity")
+    assert response.status_code == 200
+    assert "identity function raised" in caplog.text
+    assert "session store down" in caplog.text
+    assert len(_flushed_events(app, transport)) == 1
+
+
+def test_current_user_identity_outside_a_request_is_empty(make_app):
+    app = make_app(login=True)
+    Outlit(app)
+    with app.app_context():
+        assert current_user_identity() == {}
+    with app.test_request_context():
+        assert not current_user.is_authenticated
+        assert current_user_identity() == {}
