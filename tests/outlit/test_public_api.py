@@ -197,7 +197,11 @@ def test_built_wheel_contains_py_typed(tmp_path):
         directory=str(tmp_path), versions=["standard"]
     )
     with zipfile.ZipFile(wheel) as archive:
-        assert "outlit/py.typed" in archive.namelist()
+        names = set(archive.namelist())
+    for package in ("outlit", "outlit_django", "outlit_flask", "outlit_fastapi"):
+        assert f"{package}/py.typed" in names
+    # The collector's viewer page is data, not code: it must still ship.
+    assert "outlit/_collector/page.html" in names
 
 
 def test_import_outlit_stays_light():

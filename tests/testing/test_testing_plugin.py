@@ -146,7 +146,7 @@ def test_outlit_collector_runs_for_one_test(pytester: pytest.Pytester) -> None:
     pytester.runpytest(*PLUGIN_ARGS).assert_outcomes(passed=3)
 
 
-# The examples of docs/testing.md, run as a user would: Django, Flask and FastAPI apps whose
+# The examples of the README's testing section, run as a user would: Django, Flask and FastAPI apps whose
 # adapters create their own clients. A separate process, since Django is configured once per
 # process and the surrounding session may already have configured it.
 DJANGO_CONFTEST = """
