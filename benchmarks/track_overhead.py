@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -37,14 +38,23 @@ PROPS = {"fromPlan": "starter", "toPlan": "pro", "mrr": 99}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SINK = """
-import sys
+import sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# GET /stall: later POSTs wait until GET /release (workers stalled in I/O, GIL released).
+gate = threading.Event()
+gate.set()
 
 class Sink(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b'{"success":true,"status":1}'
+        gate.wait()
+        self._answer(b'{"success":true,"status":1}')
+    def do_GET(self):
+        (gate.clear if self.path == "/stall" else gate.set)()
+        self._answer(b"{}")
+    def _answer(self, body):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -53,6 +63,7 @@ class Sink(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+ThreadingHTTPServer.daemon_threads = True
 server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink)
 print("ready", flush=True)
 server.serve_forever()
@@ -91,9 +102,12 @@ def stop_process(proc: subprocess.Popen[str]) -> None:
 # -- 1. per-call cost ---------------------------------------------------------------------
 
 
-def make_callers(sink: str) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]:
-    """name -> (one quick-start call, shutdown)."""
-    callers: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
+Caller = tuple[Callable[[], None], Callable[[], None], Callable[[], None]]
+
+
+def make_callers(sink: str) -> dict[str, Caller]:
+    """name -> (one quick-start call, flush, shutdown)."""
+    callers: dict[str, Caller] = {}
     from outlit import Outlit
 
     outlit = Outlit(public_key="pk_bench", api_host=sink, max_queue_size=1_000_000)
@@ -107,11 +121,17 @@ def make_callers(sink: str) -> dict[str, tuple[Callable[[], None], Callable[[], 
             properties=PROPS,
         )
 
-    callers["outlit"] = (outlit_call, lambda: outlit.shutdown(timeout=30) and None)
+    callers["outlit"] = (
+        outlit_call,
+        lambda: outlit.flush(timeout=60) and None,
+        lambda: outlit.shutdown(timeout=2) and None,
+    )
     try:
         from segment.analytics import Client as SegmentClient
 
-        segment = SegmentClient(write_key="wk_bench", host=sink, max_queue_size=1_000_000)
+        segment = SegmentClient(
+            write_key="wk_bench", host=sink, max_queue_size=1_000_000, max_retries=0
+        )
 
         def segment_call() -> None:
             segment.track(
@@ -121,14 +141,18 @@ def make_callers(sink: str) -> dict[str, tuple[Callable[[], None], Callable[[], 
                 context={"groupId": "cust_123", "domain": "acme.com"},
             )
 
-        callers["segment"] = (segment_call, lambda: segment.shutdown())
+        callers["segment"] = (segment_call, segment.flush, segment.shutdown)
     except ImportError:
         print("  segment-analytics-python not installed: left out")
     try:
         from posthog import Posthog
 
         posthog = Posthog(
-            "phc_bench", host=sink, max_queue_size=1_000_000, enable_local_evaluation=False
+            "phc_bench",
+            host=sink,
+            max_queue_size=1_000_000,
+            enable_local_evaluation=False,
+            max_retries=0,
         )
 
         def posthog_call() -> None:
@@ -138,30 +162,56 @@ def make_callers(sink: str) -> dict[str, tuple[Callable[[], None], Callable[[], 
                 properties={**PROPS, "$groups": {"company": "cust_123"}},
             )
 
-        callers["posthog"] = (posthog_call, lambda: posthog.shutdown())
+        callers["posthog"] = (posthog_call, posthog.flush, posthog.shutdown)
     except ImportError:
         print("  posthog not installed: left out")
     return callers
 
 
-def per_call(rounds: int, calls: int) -> dict[str, float]:
+def per_call(rounds: int, calls: int, stalled: bool) -> dict[str, float]:
+    """Median microseconds per call. ``stalled``: the sink holds every request during a round
+    (the workers wait in I/O) and releases them between rounds, when each SDK flushes, so every
+    round starts with empty queues."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     sink = start_process([sys.executable, "-c", SINK, str(port)], "ready")
+    callers: dict[str, Caller] = {}
     try:
-        callers = make_callers(f"http://127.0.0.1:{port}")
+        callers = make_callers(url)
         samples: dict[str, list[float]] = {name: [] for name in callers}
         for _ in range(rounds):
-            for name, (call, _stop) in callers.items():
+            for name, (call, flush, _stop) in callers.items():
+                if stalled:
+                    urllib.request.urlopen(f"{url}/stall").read()
                 started = time.perf_counter()
                 for _ in range(calls):
                     call()
                 samples[name].append((time.perf_counter() - started) / calls * 1e6)
-            time.sleep(0.05)  # let the workers drain between rounds
-        for _call, stop in callers.values():
-            stop()
+                urllib.request.urlopen(f"{url}/release").read()
+                flush()
     finally:
+        urllib.request.urlopen(f"{url}/release").read()
+        for _call, _flush, stop in callers.values():
+            stop()
         stop_process(sink)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def loop_overhead(rounds: int, calls: int) -> float:
+    """The benchmark's own cost per call: the loop and the wrapper function around each SDK's
+    call, with an empty body. Subtracted to give each SDK's own cost."""
+    sink: dict[str, Any] = {}
+
+    def empty_call() -> None:
+        sink.get("x")
+
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(calls):
+            empty_call()
+        samples.append((time.perf_counter() - started) / calls * 1e6)
+    return statistics.median(samples)
 
 
 def floor(rounds: int, calls: int) -> float:
@@ -227,7 +277,7 @@ client.shutdown()
 """
 
 
-def throughput(events: int, rps: float, rounds: int) -> tuple[float, int]:
+def throughput(events: int, rps: float, rounds: int, advertised: int) -> tuple[float, int]:
     rates = []
     delivered = 0
     for _ in range(rounds):
@@ -241,6 +291,9 @@ def throughput(events: int, rps: float, rounds: int) -> tuple[float, int]:
                 str(port),
                 "--memory",
                 "--quiet",
+                # The rate the collector advertises in X-RateLimit-*; the client honours it.
+                "--rate-limit",
+                str(advertised),
             ],
             "listening",
         )
@@ -309,17 +362,19 @@ client = Outlit(public_key="pk_bench", api_host=sys.argv[1], timeout=0.5)
 props = {"fromPlan": "starter", "toPlan": "pro", "mrr": 99}
 client.track(email="user@example.com", event_name="warmup")
 before = rss_mb()
-for i in range(1_000_000):
+marks = []
+for i in range(1, 1_000_001):
     client.track(email="user@example.com", customer_id="cust_123", customer_domain="acme.com",
                  event_name="subscription_upgraded", properties=props)
-after = rss_mb()
+    if i in (100_000, 1_000_000):
+        marks.append(rss_mb())
 stats = client.stats
-print(before, after, stats.queued, stats.dropped_by_reason.get("queue_full", 0))
+print(before, marks[0], marks[1], stats.queued, stats.dropped_by_reason.get("queue_full", 0))
 client.shutdown(timeout=0.1)
 """
 
 
-def memory_network_down() -> tuple[float, float, int, int]:
+def memory_network_down() -> tuple[float, float, float, int, int]:
     port = free_port()  # nothing listens: every send is refused
     out = subprocess.run(
         [sys.executable, "-c", MEMORY, f"http://127.0.0.1:{port}"],
@@ -327,8 +382,8 @@ def memory_network_down() -> tuple[float, float, int, int]:
         text=True,
         timeout=600,
     )
-    before, after, queued, dropped = out.stdout.split()
-    return float(before), float(after), int(queued), int(dropped)
+    before, at_100k, at_1m, queued, dropped = out.stdout.split()
+    return float(before), float(at_100k), float(at_1m), int(queued), int(dropped)
 
 
 def main() -> int:
@@ -338,18 +393,37 @@ def main() -> int:
     args = parser.parse_args()
     rounds = 7 if args.quick else 15
     figures: dict[str, Any] = {}
+    # The peers log every failed upload; the stalled sink makes them fail by design.
+    import logging
+
+    for name in ("outlit", "segment", "analytics", "posthog", "urllib3", "backoff"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+        logging.getLogger(name).propagate = False
     gc.collect()
 
     print(f"Python {sys.version.split()[0]} on {os.cpu_count()} cores")
-    print("\n1. track() per call, quick-start event, workers delivering to a loopback sink")
-    costs = per_call(rounds, 5000)
+    print("\n1a. the call alone: track() per call, each SDK's worker waiting on a stalled sink")
+    costs = per_call(rounds, 5000, stalled=True)
     base = floor(rounds, 5000)
+    overhead = loop_overhead(rounds, 5000)
+    print(f"  (the loop and wrapper around each call cost {overhead:.2f} us; 'own' subtracts it)")
     for name, cost in sorted(costs.items(), key=lambda item: item[1]):
-        ratio = cost / costs["outlit"]
-        print(f"  {name:10s} {cost:8.2f} us/call   {ratio:6.1f}x outlit")
-    print(f"  {'floor':10s} {base:8.2f} us/call   (dict literal + deque.append)")
+        own = cost - overhead
+        ratio = own / (costs["outlit"] - overhead)
+        print(f"  {name:10s} {cost:8.2f} us/call  own {own:7.2f} us   {ratio:6.1f}x outlit")
+    print(f"  {'floor':10s} {base:8.2f} us/call   (dict literal + deque.append, inline)")
     figures["track_us"] = costs
+    figures["loop_overhead_us"] = overhead
     figures["floor_us"] = base
+
+    print(
+        "\n1b. call + background work: the same loop while each SDK's worker delivers to the sink"
+    )
+    print("    (the workers share the GIL: this is the cost per event the application feels)")
+    loaded = per_call(rounds, 5000, stalled=False)
+    for name, cost in sorted(loaded.items(), key=lambda item: item[1]):
+        print(f"  {name:10s} {cost:8.2f} us/event {cost / loaded['outlit']:6.1f}x outlit")
+    figures["track_with_delivery_us"] = loaded
 
     print("\n2. import time in a fresh interpreter (median)")
     runs = 7 if args.quick else 15
@@ -364,8 +438,8 @@ def main() -> int:
 
     print("\n3. end to end: track() -> local collector in another process")
     n = 50_000 if args.quick else 200_000
-    limited, _ = throughput(20_000, 100.0, 1)
-    lifted, delivered = throughput(n, 100_000.0, 3 if not args.quick else 1)
+    limited, _ = throughput(20_000, 100.0, 1, advertised=100)
+    lifted, delivered = throughput(n, 100_000.0, 3 if not args.quick else 1, advertised=1_000_000)
     print(f"  service limit honoured (100 req/s): {limited:9,.0f} events/s (ceiling 10,000)")
     print(
         f"  limit lifted:                       {lifted:9,.0f} events/s ({delivered:,} delivered)"
@@ -379,13 +453,15 @@ def main() -> int:
     figures["encode_us"] = enc
 
     print("\n5. memory: 1,000,000 track() calls with the network down (max_queue_size=10,000)")
-    before, after, queued, dropped = memory_network_down()
+    before, at_100k, after, queued, dropped = memory_network_down()
     print(
-        f"  RSS {before:.1f} MB -> {after:.1f} MB (+{after - before:.1f} MB); queued {queued:,}, dropped {dropped:,}"
+        f"  RSS {before:.1f} MB at start, {at_100k:.1f} MB after 100,000 calls, "
+        f"{after:.1f} MB after 1,000,000; queued {queued:,}, dropped (queue full) {dropped:,}"
     )
     figures["memory"] = {
-        "rss_before_mb": before,
-        "rss_after_mb": after,
+        "rss_start_mb": before,
+        "rss_100k_mb": at_100k,
+        "rss_1m_mb": after,
         "queued": queued,
         "dropped": dropped,
     }
