@@ -154,9 +154,11 @@ def load_python(url: str, seconds: float, connections: int) -> float:
     return done / (time.monotonic() - started)
 
 
-def collector_events(url: str) -> int:
+def collector_counts(url: str) -> tuple[int, int]:
+    """(events stored, ingest requests) so far."""
     with urllib.request.urlopen(f"{url}/api/stats", timeout=5) as response:
-        return int(json.load(response)["events_stored"])
+        stats = json.load(response)
+    return int(stats["events_stored"]), int(stats["ingest_requests"])
 
 
 def main() -> int:
@@ -197,7 +199,7 @@ def main() -> int:
             plain_port, outlit_port = free_port(), free_port()
             plain = start_server(server, plain_target, plain_port, env)
             tracked = start_server(server, outlit_target, outlit_port, env)
-            before = collector_events(collector_url)
+            before, posts_before = collector_counts(collector_url)
             samples: dict[str, list[float]] = {"plain": [], "outlit": []}
             try:
                 urls = {
@@ -214,14 +216,15 @@ def main() -> int:
                 stop(plain)
                 stop(tracked)  # SIGTERM: the integration flushes what is queued
             time.sleep(0.5)
-            arrived = collector_events(collector_url) - before
+            stored, posts = collector_counts(collector_url)
+            arrived, posts = stored - before, posts - posts_before
             plain_rps = statistics.median(samples["plain"])
             outlit_rps = statistics.median(samples["outlit"])
             cost = (1 - outlit_rps / plain_rps) * 100
             results.append((name, server, plain_rps, outlit_rps, cost, arrived))
             print(
                 f"{name:8s} ({server:8s}) plain {plain_rps:8.0f} req/s   with outlit {outlit_rps:8.0f} req/s"
-                f"   cost {cost:+5.1f}%   events stored {arrived:,}",
+                f"   cost {cost:+5.1f}%   events stored {arrived:,} in {posts:,} requests",
                 flush=True,
             )
     finally:

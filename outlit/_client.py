@@ -333,16 +333,18 @@ class Outlit:
             finally:
                 self._state = _CLOSED
             self._worker.stop(max(limit - (time.monotonic() - started), 0.05))
-            queued, in_flight = self._worker.discard_for_shutdown()
-            if queued or in_flight:
+            _queued, in_flight = self._worker.discard_for_shutdown()
+            # The worker may itself have given up on a batch it was retrying when stop() came.
+            lost = self._worker.stats().dropped_by_reason.get("shutdown", 0) + in_flight
+            if lost:
                 _logger().warning(
                     "outlit: shut down with %d undelivered events (%d in a request still in "
                     "flight; shutdown_timeout=%.1f s)",
-                    queued + in_flight,
+                    lost,
                     in_flight,
                     limit,
                 )
-                result = FlushResult(False, queued + in_flight)
+                result = FlushResult(False, lost)
         if not self._worker.alive:
             # A worker still inside a send (it outlived the join) keeps the transport; the
             # process is exiting or the thread ends after that one request.
