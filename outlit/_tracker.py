@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 from ._events import BILLING_IDENTITY, IDENTIFY_IDENTITY, STAGE_IDENTITY, TRACK_IDENTITY
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ._client import Outlit
+    from ._types import BillingOptions, ServerIdentifyOptions, ServerTrackOptions, StageOptions
     from ._worker import FlushResult
 
 logger = logging.getLogger("outlit")
@@ -81,18 +84,18 @@ class BoundTracker:
                 kwargs[name] = value
         return kwargs
 
-    def track(self, **kwargs: Any) -> None:
+    def track(self, **kwargs: Unpack[ServerTrackOptions]) -> None:
         """:meth:`Outlit.track`, with the bound identity when the call names none."""
-        self._client.track(**self._fill(kwargs, TRACK_IDENTITY))
+        self._client.track(**self._fill(dict(kwargs), TRACK_IDENTITY))
 
-    def identify(self, **kwargs: Any) -> None:
+    def identify(self, **kwargs: Unpack[ServerIdentifyOptions]) -> None:
         """:meth:`Outlit.identify`, with the bound user when the call names no email/user_id.
 
         The bound customer fields come along only when the call names no customer itself."""
         user_fields: tuple[str, ...] = ("email", "user_id", "fingerprint")
         if kwargs.get("customer_id") is None and kwargs.get("customer_domain") is None:
             user_fields = TRACK_IDENTITY
-        self._client.identify(**self._fill(kwargs, IDENTIFY_IDENTITY, user_fields))
+        self._client.identify(**self._fill(dict(kwargs), IDENTIFY_IDENTITY, user_fields))
 
     def flush(self, timeout: float | None = None) -> FlushResult:
         return self._client.flush(timeout)
@@ -114,20 +117,20 @@ class _BoundUser:
     def __init__(self, tracker: BoundTracker) -> None:
         self._tracker = tracker
 
-    def identify(self, **kwargs: Any) -> None:
+    def identify(self, **kwargs: Unpack[ServerIdentifyOptions]) -> None:
         self._tracker.identify(**kwargs)
 
-    def activate(self, **kwargs: Any) -> None:
+    def activate(self, **kwargs: Unpack[StageOptions]) -> None:
         t = self._tracker
-        t._client.user.activate(**t._fill(kwargs, STAGE_IDENTITY))
+        t._client.user.activate(**t._fill(dict(kwargs), STAGE_IDENTITY))
 
-    def engaged(self, **kwargs: Any) -> None:
+    def engaged(self, **kwargs: Unpack[StageOptions]) -> None:
         t = self._tracker
-        t._client.user.engaged(**t._fill(kwargs, STAGE_IDENTITY))
+        t._client.user.engaged(**t._fill(dict(kwargs), STAGE_IDENTITY))
 
-    def inactive(self, **kwargs: Any) -> None:
+    def inactive(self, **kwargs: Unpack[StageOptions]) -> None:
         t = self._tracker
-        t._client.user.inactive(**t._fill(kwargs, STAGE_IDENTITY))
+        t._client.user.inactive(**t._fill(dict(kwargs), STAGE_IDENTITY))
 
 
 class _BoundCustomer:
@@ -136,17 +139,17 @@ class _BoundCustomer:
     def __init__(self, tracker: BoundTracker) -> None:
         self._tracker = tracker
 
-    def trialing(self, **kwargs: Any) -> None:
+    def trialing(self, **kwargs: Unpack[BillingOptions]) -> None:
         t = self._tracker
-        t._client.customer.trialing(**t._fill(kwargs, BILLING_IDENTITY))
+        t._client.customer.trialing(**t._fill(dict(kwargs), BILLING_IDENTITY))
 
-    def paid(self, **kwargs: Any) -> None:
+    def paid(self, **kwargs: Unpack[BillingOptions]) -> None:
         t = self._tracker
-        t._client.customer.paid(**t._fill(kwargs, BILLING_IDENTITY))
+        t._client.customer.paid(**t._fill(dict(kwargs), BILLING_IDENTITY))
 
-    def churned(self, **kwargs: Any) -> None:
+    def churned(self, **kwargs: Unpack[BillingOptions]) -> None:
         t = self._tracker
-        t._client.customer.churned(**t._fill(kwargs, BILLING_IDENTITY))
+        t._client.customer.churned(**t._fill(dict(kwargs), BILLING_IDENTITY))
 
 
 def user_identity(user: Any) -> dict[str, Any]:
