@@ -208,6 +208,11 @@ def test_gunicorn_delivers_every_event_once_across_hup_and_sigterm(
             collector_now.wait_for_events(20, name="report_exported", timeout=20)
             for rows in range(20, 40):
                 export(session, rows)
+            # An old worker may still be finishing its exit (or awaiting the master's reaping)
+            # after its events arrived: wait for it rather than racing it.
+            deadline = time.monotonic() + 15
+            while children(server.process.pid) & old_workers and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert not children(server.process.pid) & old_workers
         assert server.stop() == 0
     assert_exactly_once(collector_now, range(40))
