@@ -311,12 +311,12 @@ class Collector:
         try:
             self._store = EventStore(memory=True) if self._memory else EventStore(self._db_path)
             self._server = _HTTPServer((self.host, self._requested_port), self)
-            if not self._memory:
-                # A file commit can wait on the disk (a WAL checkpoint's fsync takes tens
-                # of ms here), so it happens on a writer thread, off the answer path. In
-                # memory there is nothing to wait for, and handing rows to another thread
-                # costs more CPU than inserting them (measured), so that is done inline.
-                self._writer = EventWriter(self._store, on_commit=self._count_stored)
+            # Commits happen on a writer thread, off the answer path: a file commit can wait
+            # on the disk (a WAL checkpoint's fsync takes tens of ms here), and in both modes
+            # SQLite runs without the GIL there, so answering and storing overlap on two
+            # cores. Handing rows over costs more CPU than inserting inline, but measured
+            # throughput is higher (benchmarks/collector_throughput.py).
+            self._writer = EventWriter(self._store, on_commit=self._count_stored)
         except BaseException:
             if self._server is not None:
                 self._server.server_close()
@@ -513,12 +513,10 @@ class Collector:
             # Prepared here rather than on the writer thread: Python work there would
             # hold the GIL just when the next request arrives.
             prepared = self._store.prepare(public_key, zip(events, result.raw, strict=True))
-            if self._writer is None:
-                self._count_stored(self._store.commit([prepared]))
-            else:
-                # Queued, not yet committed: reads and stop() wait for the writer, so every
-                # acknowledged event is visible to them and committed by a clean stop.
-                self._writer.submit(prepared)
+            assert self._writer is not None
+            # Queued, not yet committed: reads and stop() wait for the writer, so every
+            # acknowledged event is visible to them and committed by a clean stop.
+            self._writer.submit(prepared)
         refused = len(result.errors) if result.status == 207 else 0
         if refused:
             with self._lock:
