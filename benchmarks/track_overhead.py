@@ -105,30 +105,32 @@ def stop_process(proc: subprocess.Popen[str]) -> None:
 Caller = tuple[Callable[[], None], Callable[[], None], Callable[[], None]]
 
 
-def make_callers(sink: str) -> dict[str, Caller]:
-    """name -> (one quick-start call, flush, shutdown)."""
-    callers: dict[str, Caller] = {}
-    from outlit import Outlit
+def make_caller(name: str, sink: str) -> Caller | None:
+    """(one quick-start call, flush, shutdown) for one SDK; None when it is not installed."""
+    if name == "outlit":
+        from outlit import Outlit
 
-    outlit = Outlit(public_key="pk_bench", api_host=sink, max_queue_size=1_000_000)
+        outlit = Outlit(public_key="pk_bench", api_host=sink, max_queue_size=1_000_000)
 
-    def outlit_call() -> None:
-        outlit.track(
-            email="user@example.com",
-            customer_id="cust_123",
-            customer_domain="acme.com",
-            event_name="subscription_upgraded",
-            properties=PROPS,
+        def outlit_call() -> None:
+            outlit.track(
+                email="user@example.com",
+                customer_id="cust_123",
+                customer_domain="acme.com",
+                event_name="subscription_upgraded",
+                properties=PROPS,
+            )
+
+        return (
+            outlit_call,
+            lambda: outlit.flush(timeout=60) and None,
+            lambda: outlit.shutdown(timeout=2) and None,
         )
-
-    callers["outlit"] = (
-        outlit_call,
-        lambda: outlit.flush(timeout=60) and None,
-        lambda: outlit.shutdown(timeout=2) and None,
-    )
-    try:
-        from segment.analytics import Client as SegmentClient
-
+    if name == "segment":
+        try:
+            from segment.analytics import Client as SegmentClient
+        except ImportError:
+            return None
         segment = SegmentClient(
             write_key="wk_bench", host=sink, max_queue_size=1_000_000, max_retries=0
         )
@@ -141,58 +143,108 @@ def make_callers(sink: str) -> dict[str, Caller]:
                 context={"groupId": "cust_123", "domain": "acme.com"},
             )
 
-        callers["segment"] = (segment_call, segment.flush, segment.shutdown)
-    except ImportError:
-        print("  segment-analytics-python not installed: left out")
+        return (segment_call, segment.flush, segment.shutdown)
     try:
         from posthog import Posthog
+    except ImportError:
+        return None
+    posthog = Posthog(
+        "phc_bench",
+        host=sink,
+        max_queue_size=1_000_000,
+        enable_local_evaluation=False,
+        max_retries=0,
+    )
 
-        posthog = Posthog(
-            "phc_bench",
-            host=sink,
-            max_queue_size=1_000_000,
-            enable_local_evaluation=False,
-            max_retries=0,
+    def posthog_call() -> None:
+        posthog.capture(
+            "subscription_upgraded",
+            distinct_id="user@example.com",
+            properties={**PROPS, "$groups": {"company": "cust_123"}},
         )
 
-        def posthog_call() -> None:
-            posthog.capture(
-                "subscription_upgraded",
-                distinct_id="user@example.com",
-                properties={**PROPS, "$groups": {"company": "cust_123"}},
-            )
+    return (posthog_call, posthog.flush, posthog.shutdown)
 
-        callers["posthog"] = (posthog_call, posthog.flush, posthog.shutdown)
-    except ImportError:
-        print("  posthog not installed: left out")
-    return callers
+
+def sdk_process(name: str, sink: str, calls: int) -> int:
+    """One SDK in its own process, so that no other SDK's threads share its GIL. Commands on
+    stdin: "run" (time `calls` calls, print microseconds per call), "flush", "quit"."""
+    import logging
+
+    logging.disable(logging.CRITICAL)  # the stalled sink makes uploads fail by design
+    caller = make_caller(name, sink)
+    if caller is None:
+        print("missing", flush=True)
+        return 0
+    call, flush, stop = caller
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "run":
+            started = time.perf_counter()
+            for _ in range(calls):
+                call()
+            print((time.perf_counter() - started) / calls * 1e6, flush=True)
+        elif command == "flush":
+            flush()
+            print("ok", flush=True)
+        else:
+            break
+    stop()
+    return 0
 
 
 def per_call(rounds: int, calls: int, stalled: bool) -> dict[str, float]:
-    """Median microseconds per call. ``stalled``: the sink holds every request during a round
-    (the workers wait in I/O) and releases them between rounds, when each SDK flushes, so every
-    round starts with empty queues."""
+    """Median microseconds per call, each SDK in its own process, rounds interleaved.
+
+    ``stalled``: the sink holds every request during a round (the workers wait in I/O) and
+    releases them between rounds, when each SDK flushes, so every round starts with empty
+    queues. Otherwise the workers deliver while the calls run."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     sink = start_process([sys.executable, "-c", SINK, str(port)], "ready")
-    callers: dict[str, Caller] = {}
+    procs: dict[str, subprocess.Popen[str]] = {}
+    samples: dict[str, list[float]] = {}
     try:
-        callers = make_callers(url)
-        samples: dict[str, list[float]] = {name: [] for name in callers}
+        for name in ("outlit", "segment", "posthog"):
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "--sdk-process", name, url, str(calls)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() == "ready":
+                procs[name] = proc
+                samples[name] = []
+            else:
+                print(f"  {name} not installed: left out")
+                proc.wait()
+
+        def ask(proc: subprocess.Popen[str], command: str) -> str:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(command + "\n")
+            proc.stdin.flush()
+            return proc.stdout.readline().strip()
+
         for _ in range(rounds):
-            for name, (call, flush, _stop) in callers.items():
+            for name, proc in procs.items():
                 if stalled:
                     urllib.request.urlopen(f"{url}/stall").read()
-                started = time.perf_counter()
-                for _ in range(calls):
-                    call()
-                samples[name].append((time.perf_counter() - started) / calls * 1e6)
+                samples[name].append(float(ask(proc, "run")))
                 urllib.request.urlopen(f"{url}/release").read()
-                flush()
+                ask(proc, "flush")
     finally:
         urllib.request.urlopen(f"{url}/release").read()
-        for _call, _flush, stop in callers.values():
-            stop()
+        for proc in procs.values():
+            assert proc.stdin is not None
+            proc.stdin.write("quit\n")
+            proc.stdin.flush()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         stop_process(sink)
     return {name: statistics.median(values) for name, values in samples.items()}
 
@@ -402,7 +454,8 @@ def main() -> int:
     gc.collect()
 
     print(f"Python {sys.version.split()[0]} on {os.cpu_count()} cores")
-    print("\n1a. the call alone: track() per call, each SDK's worker waiting on a stalled sink")
+    print("\n1a. the call alone: track() per call, each SDK in its own process, its worker")
+    print("    waiting on a stalled sink")
     costs = per_call(rounds, 5000, stalled=True)
     base = floor(rounds, 5000)
     overhead = loop_overhead(rounds, 5000)
@@ -472,4 +525,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--sdk-process":
+        sys.exit(sdk_process(sys.argv[2], sys.argv[3], int(sys.argv[4])))
     sys.exit(main())
