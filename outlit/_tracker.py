@@ -167,14 +167,23 @@ def user_identity(user: Any) -> dict[str, Any]:
     if key is None and callable(getattr(user, "get_id", None)):
         key = user.get_id()
     if key is None:
-        # Starlette's BaseUser has `identity` (and SimpleUser a `username`) but no id.
-        try:
-            key = getattr(user, "identity", None) or getattr(user, "username", None)
-        except NotImplementedError:
-            key = getattr(user, "username", None)
+        key = _starlette_user_key(user)
     if key is not None and str(key).strip():
         identity["user_id"] = str(key)
     email = getattr(user, "email", None)
     if isinstance(email, str) and email.strip():
         identity["email"] = email.strip()
     return identity
+
+
+def _starlette_user_key(user: Any) -> str | None:
+    # Starlette's BaseUser names its unique key `identity` (SimpleUser: its username); older
+    # Starlette versions gave SimpleUser only `username`, and the base class's property raises.
+    for name in ("identity", "username"):
+        try:
+            key = getattr(user, name, None)
+        except Exception:
+            continue
+        if isinstance(key, str) and key.strip():
+            return key
+    return None

@@ -71,32 +71,7 @@ def _scope_identity(scope: Mapping[str, Any]) -> dict[str, Any]:
     user = scope.get("user")
     if user is None:
         return {}
-    identity = user_identity(user)
-    if "user_id" not in identity and _is_authenticated(user):
-        key = _starlette_user_key(user)
-        if key is not None:
-            identity["user_id"] = key
-    return identity
-
-
-def _starlette_user_key(user: Any) -> str | None:
-    # Starlette's BaseUser names its unique key `identity` (SimpleUser: its username); older
-    # Starlette versions gave SimpleUser only `username`, and BaseUser.identity raises.
-    for name in ("identity", "username"):
-        try:
-            key = getattr(user, name, None)
-        except Exception:  # NotImplementedError from BaseUser.identity
-            continue
-        if isinstance(key, str) and key.strip():
-            return key
-    return None
-
-
-def _is_authenticated(user: Any) -> bool:
-    try:
-        return bool(user.is_authenticated)
-    except Exception:
-        return False
+    return user_identity(user)
 
 
 def _checked_identity(found: Any) -> Identity | None:
