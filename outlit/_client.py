@@ -327,11 +327,9 @@ class Outlit:
         started = time.monotonic()
         result = FlushResult(True, 0)
         if was == _RUNNING:
-            self._state = _RUNNING  # let flush() see a live client for this last flush
-            try:
-                result = self.flush(limit)
-            finally:
-                self._state = _CLOSED
+            # The state is already closed: calls made from now on raise, and this last flush
+            # waits only for what was accepted before.
+            result = self.flush(limit)
             self._worker.stop(max(limit - (time.monotonic() - started), 0.05))
             _queued, in_flight = self._worker.discard_for_shutdown()
             # The worker may itself have given up on a batch it was retrying when stop() came.
