@@ -63,6 +63,19 @@ class EventQueue(deque):  # type: ignore[type-arg]
         for item in [i for i in self if type(i) is FlushMarker]:
             item.done.set()
 
+    def discard_all(self) -> int:
+        """Empty the queue, releasing every flush marker; return how many events it held."""
+        discarded = 0
+        while self:
+            item = self.popleft()
+            if type(item) is FlushMarker:
+                with self._marker_lock:
+                    self.markers -= 1
+                item.done.set()
+            else:
+                discarded += 1
+        return discarded
+
     def take_batch(
         self,
         max_events: int,

@@ -23,7 +23,7 @@ from typing import Any
 from ._encoding import encode_event
 from ._ids import new_uuids
 from ._options import MAX_BODY_BYTES, Options
-from ._queue import BODY_OVERHEAD, EventQueue, FlushMarker, build_body
+from ._queue import BODY_OVERHEAD, EventQueue, build_body
 from ._retry import TRANSIENT_STATUSES, server_delay
 from ._transport import Request, Response, Transport, TransportError
 
@@ -429,17 +429,7 @@ class Worker:
             )
 
     def _discard_queue(self, reason: str) -> None:
-        discarded = 0
-        queue = self.queue
-        while queue:
-            item = queue.popleft()
-            if type(item) is FlushMarker:
-                with queue._marker_lock:
-                    queue.markers -= 1
-                item.done.set()
-            else:
-                discarded += 1
-        self._count_drop(reason, discarded, [])
+        self._count_drop(reason, self.queue.discard_all(), [])
 
     def discard_for_shutdown(self) -> tuple[int, int]:
         """Drop what is still queued; return (queued, in flight). Events in a request that is
