@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._tracker import BoundTracker
     from ._transport import (
         HTTPTransport,
+        HttpxTransport,
         MockTransport,
         Request,
         Response,
@@ -54,6 +55,7 @@ _LAZY = {
     "RetryPolicy": "_retry",
     "BoundTracker": "_tracker",
     "HTTPTransport": "_transport",
+    "HttpxTransport": "_transport",
     "MockTransport": "_transport",
     "Request": "_transport",
     "Response": "_transport",
@@ -86,6 +88,7 @@ __all__ = [
     "CustomerAPI",
     "FlushResult",
     "HTTPTransport",
+    "HttpxTransport",
     "InvalidEventError",
     "MockTransport",
     "OptionError",
