@@ -224,7 +224,7 @@ def main() -> int:
             # Each round measures both variants back to back, so the two share the machine's
             # noise of that moment: the cost is the median of the rounds' own ratios.
             cost = statistics.median(
-                (1 - o / p) * 100 for p, o in zip(samples["plain"], samples["outlit"])
+                (1 - o / p) * 100 for p, o in zip(samples["plain"], samples["outlit"], strict=True)
             )
             results.append((name, server, plain_rps, outlit_rps, cost, arrived))
             print(

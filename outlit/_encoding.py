@@ -1,8 +1,10 @@
-"""Turn one queued event into strict JSON bytes, whatever the caller put in its properties.
+"""Turn queued events into strict JSON bytes, whatever the caller put in their properties.
 
-Runs in the background worker. The fast path hands the event to orjson (when installed) or the
-stdlib encoder; only when that fails (NaN, a lone surrogate, an odd key, a cycle) is the event
-walked and sanitized. The result is always strict JSON (no NaN/Infinity literals) in UTF-8.
+Runs in the background worker. :func:`encode_body` hands a whole batch to orjson (when
+installed) or the stdlib encoder in one call; when that fails, the worker uses
+:func:`encode_event` per event, whose fast path is the same encoder and which, only when that
+fails (NaN, a lone surrogate, an odd key, a cycle), walks and sanitizes the event. The result
+is always strict JSON (no NaN/Infinity literals) in UTF-8.
 """
 
 from __future__ import annotations
@@ -144,6 +146,17 @@ if _orjson is not None:
 else:  # pragma: no cover - exercised when orjson is absent
     _fast_dumps = _stdlib_dumps
     ENCODER_NAME = "json"
+
+
+def encode_body(events: list[dict[str, Any]], *, use_orjson: bool = True) -> bytes | None:
+    """The whole request body for ``events`` in one encoder call (the same bytes as their
+    :func:`encode_event` forms joined by ``build_body``), or None when some event needs
+    :func:`encode_event`'s care (then nothing is logged: the caller encodes them one by one)."""
+    wrapped = {"source": "server", "events": events}
+    try:
+        return _fast_dumps(wrapped) if use_orjson else _stdlib_dumps(wrapped)
+    except Exception:
+        return None
 
 
 def encode_event(event: Mapping[str, Any], *, use_orjson: bool = True) -> bytes:

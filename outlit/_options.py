@@ -92,9 +92,11 @@ def mask_key(public_key: str) -> str:
     return public_key[:7] + "…" if len(public_key) > 7 else public_key
 
 
-def _number(name: str, value: Any, *, minimum: float, allow_equal: bool) -> float:
+def _number(
+    name: str, value: Any, *, minimum: float, allow_equal: bool, unit: str = "seconds"
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise OptionError(f"{name} must be a number of seconds, got {value!r}")
+        raise OptionError(f"{name} must be a number of {unit}, got {value!r}")
     ok = value >= minimum if allow_equal else value > minimum
     if not ok or value != value or value == float("inf"):
         bound = ">=" if allow_equal else ">"
@@ -179,7 +181,11 @@ def resolve_options(
         enabled=enabled,
         shutdown_timeout=_number("shutdown_timeout", shutdown_timeout, minimum=0, allow_equal=True),
         max_requests_per_second=_number(
-            "max_requests_per_second", max_requests_per_second, minimum=0, allow_equal=False
+            "max_requests_per_second",
+            max_requests_per_second,
+            minimum=0,
+            allow_equal=False,
+            unit="requests per second",
         ),
         retry=retry,
         transport=transport,

@@ -1,9 +1,12 @@
 """Where events wait: the bounded in-memory queue between callers and the background worker.
 
 Callers append built event dicts (``deque.append`` is atomic, so no lock on the request path).
-The worker takes batches from the front, encoding each event once; a batch that failed for a
-transient reason goes back to the front as encoded bytes, so a retry sends exactly the same
-bytes, ``uuid`` included. ``flush()`` places a :class:`FlushMarker` behind the events it waits for.
+The worker takes batches from the front: usually a run of dicts encoded together in one call
+(:meth:`EventQueue.take_events`), else event by event (:meth:`EventQueue.take_batch`). A batch
+that failed for a transient reason goes back to the front as per-event bytes, so a retry sends
+the same bytes, ``uuid`` included. Encoded events (a batch put back, or the event that did not fit
+the last body) only ever sit at the front, ahead of every dict. ``flush()`` places a
+:class:`FlushMarker` behind the events it waits for.
 """
 
 from __future__ import annotations
@@ -76,6 +79,23 @@ class EventQueue(deque):  # type: ignore[type-arg]
                 discarded += 1
         return discarded
 
+    def take_events(self, max_events: int) -> list[dict[str, Any]]:
+        """Pop up to ``max_events`` event dicts from the front, stopping before anything else
+        (a flush marker, an encoded event)."""
+        events: list[dict[str, Any]] = []
+        append = events.append
+        popleft = self.popleft
+        try:
+            for _ in range(min(max_events, len(self))):
+                item = popleft()
+                if type(item) is not dict:
+                    self.appendleft(item)
+                    break
+                append(item)
+        except IndexError:  # emptied meanwhile by discard_all() on another thread
+            pass
+        return events
+
     def take_batch(
         self,
         max_events: int,
@@ -105,8 +125,8 @@ class EventQueue(deque):  # type: ignore[type-arg]
             size += added
         return batch
 
-    def requeue(self, batch: Iterable[bytes]) -> None:
-        """Put encoded events back at the front, in their original order."""
+    def requeue(self, batch: Iterable[bytes | dict[str, Any]]) -> None:
+        """Put events (encoded, or dicts just taken) back at the front, in their original order."""
         self.extendleft(reversed(list(batch)))
 
 

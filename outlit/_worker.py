@@ -20,7 +20,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._encoding import encode_event
+from ._encoding import encode_body, encode_event
 from ._ids import new_uuids
 from ._options import MAX_BODY_BYTES, Options
 from ._queue import BODY_OVERHEAD, EventQueue, build_body
@@ -38,6 +38,10 @@ DROP_TOO_LARGE = "too_large"
 DROP_INVALID_KEY = "invalid_key"
 DROP_SHUTDOWN = "shutdown"
 DROP_UNENCODABLE = "unencodable"
+
+# uuids are made this many at a time: one call for ten full batches costs less than ten, above
+# all when the worker wakes with cold caches. (A forked child starts with none: see reset().)
+_UUIDS_AT_ONCE = 1000
 
 
 @dataclass(frozen=True)
@@ -194,12 +198,12 @@ class Worker:
                     return False
                 if full_only and queue.events_waiting() < opts.max_batch_size:
                     return True
-                batch = queue.take_batch(opts.max_batch_size, MAX_BODY_BYTES, self._encode)
+                batch, body = self._take(opts.max_batch_size)
                 if not batch:
                     continue
                 self.inflight = len(batch)
                 try:
-                    delivered = self._deliver(batch)
+                    delivered = self._deliver(batch, body)
                 finally:
                     self.inflight = 0
                 if not delivered:
@@ -215,6 +219,43 @@ class Worker:
                 return False
             time.sleep(min(max(self.retry_at - now, 0.01), deadline - now))
 
+    def _take(self, max_events: int) -> tuple[list[Any], bytes]:
+        """The next batch and its body.
+
+        Usually the batch is the event dicts themselves, given their ``uuid`` and int timestamp
+        and encoded together in one call. When that fails (a value only ``encode_event`` can
+        handle), the body is over the limit, or encoded events are at the front (a retry), the
+        batch is taken event by event instead and is a list of per-event bytes.
+        """
+        queue = self.queue
+        if queue and type(queue[0]) is dict:
+            events = queue.take_events(max_events)
+            uuids = self._uuids
+            if len(uuids) < len(events):
+                uuids += new_uuids(max(_UUIDS_AT_ONCE, max_events))
+            next_uuid = uuids.pop
+            for event in events:
+                timestamp = event["timestamp"]
+                if type(timestamp) is float:
+                    # Default timestamps are float seconds, taken on the caller's thread.
+                    event["timestamp"] = int(timestamp * 1000)
+                if "uuid" not in event:
+                    event["uuid"] = next_uuid()
+            body = encode_body(events)
+            if body is not None and len(body) <= MAX_BODY_BYTES:
+                return events, body
+            # Back to the front, uuids kept; encoded one by one below (warnings, size limit).
+            queue.requeue(events)
+        batch = queue.take_batch(max_events, MAX_BODY_BYTES, self._encode)
+        return batch, build_body(batch)
+
+    def _as_bytes(self, part: list[Any]) -> list[bytes]:
+        """Per-event bytes for a batch that must be split or requeued."""
+        # Encoding again gives the bytes that were sent: the dicts already hold uuid and
+        # timestamp. (None only if the caller changed a nested value since; _encode counts it.)
+        encoded = [e if type(e) is bytes else self._encode(e) for e in part]
+        return [e for e in encoded if e is not None]
+
     def _encode(self, event: dict[str, Any]) -> bytes | None:
         timestamp = event["timestamp"]
         if type(timestamp) is float:
@@ -222,7 +263,7 @@ class Worker:
             event["timestamp"] = int(timestamp * 1000)
         if "uuid" not in event:
             if not self._uuids:
-                self._uuids = new_uuids(self.options.max_batch_size)
+                self._uuids = new_uuids(_UUIDS_AT_ONCE)
             event["uuid"] = self._uuids.pop()
         try:
             encoded = encode_event(event)
@@ -242,15 +283,20 @@ class Worker:
             return None
         return encoded
 
-    def _deliver(self, batch: list[bytes]) -> bool:
-        """Send one batch, splitting it on 400/413; False after a transient failure."""
+    def _deliver(self, batch: list[Any], body: bytes) -> bool:
+        """Send one batch, splitting it on 400/413; False after a transient failure.
+
+        ``body`` is the encoded ``batch``; parts and retries use per-event bytes."""
         pending = [batch]
+        first: bytes | None = body
         while pending:
             part = pending.pop(0)
-            outcome = self._post(part)
+            outcome = self._post(part, first)
+            first = None
             if outcome == "split":
+                part = self._as_bytes(part)
                 middle = len(part) // 2
-                pending[0:0] = [part[:middle], part[middle:]]
+                pending[0:0] = [half for half in (part[:middle], part[middle:]) if half]
             elif outcome == "retry":
                 unsent = [event for p in [part, *pending] for event in p]
                 self.inflight = 0
@@ -258,7 +304,8 @@ class Worker:
                     # shutdown() has already given up waiting: nobody will send these again.
                     self._count_drop(DROP_SHUTDOWN, len(unsent), [])
                     return False
-                self.queue.requeue(unsent)
+                # Frozen as bytes now: every later attempt sends these same bytes.
+                self.queue.requeue(self._as_bytes(unsent))
                 return False
             elif outcome == "bad_key":
                 self._count_drop(DROP_INVALID_KEY, sum(len(p) for p in [part, *pending]), [])
@@ -272,10 +319,11 @@ class Worker:
             time.sleep(wait)
         self.last_send = _monotonic()
 
-    def _post(self, part: list[bytes]) -> str:
+    def _post(self, part: list[Any], body: bytes | None = None) -> str:
         """One HTTP request. Returns "ok", "dropped", "split", "retry" or "bad_key"."""
         self._pace()
-        body = build_body(part)
+        if body is None:
+            body = build_body(part)
         count = len(part)
         started = _monotonic()
         self.requests += 1

@@ -165,6 +165,23 @@ def test_bad_option_raises_option_error_naming_it(option, value):
 
 
 @pytest.mark.parametrize(
+    ("option", "value", "unit"),
+    [
+        ("max_requests_per_second", None, "requests per second"),
+        ("max_requests_per_second", "100", "requests per second"),
+        ("flush_interval", None, "seconds"),
+        ("timeout", "10", "seconds"),
+        ("shutdown_timeout", None, "seconds"),
+    ],
+)
+def test_a_non_number_is_refused_in_the_unit_of_its_option(option, value, unit):
+    # max_requests_per_second is a rate: None is not documented as "no limit" and is refused.
+    with pytest.raises(OptionError) as raised:
+        Outlit(public_key="pk_ok", transport=MockTransport(), **{option: value})
+    assert str(raised.value) == f"{option} must be a number of {unit}, got {value!r}"
+
+
+@pytest.mark.parametrize(
     ("field", "value"),
     [
         ("initial_backoff", 0),

@@ -95,7 +95,7 @@ def test_send_gives_up_after_the_timeout_when_the_service_is_down(configure_outl
         RETRY=RetryPolicy(initial_backoff=0.05, max_backoff=0.1),
         SHUTDOWN_TIMEOUT=0.1,
     )
-    with pytest.raises(CommandError, match=r"within 0\.5 s \(failed: ConnectError"):
+    with pytest.raises(CommandError, match=r"within 0\.5 s \(failed: ConnectionRefusedError"):
         run("send", "--timeout", "0.5")
 
 
