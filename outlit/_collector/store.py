@@ -64,10 +64,18 @@ _INSERT_HEAD = (
     "(uuid, type, name, email, user_id, customer_id, customer_domain, public_key, event, received_at) "
     "VALUES "
 )
-_ROW_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?)"
+# The seven index columns are laid out with 0 for NULL: the sqlite3 module binds None
+# about five times slower than an int (it looks for an adapter every time), and every
+# one of those columns is otherwise a string, which never equals the integer 0.
+_NULL = 0
+_ROW_PLACEHOLDERS = "(" + ",".join([f"NULLIF(?,{_NULL})"] * 7) + ",?,?,?)"
 _PARAMS_PER_ROW = 10
-# Rows per INSERT statement, kept under SQLite's bound-variable limit (999 before 3.32).
-_ROWS_PER_STATEMENT = 3000 if sqlite3.sqlite_version_info >= (3, 32) else 99
+# Rows per INSERT statement: one request's worth (under SQLite's 999 bound variables
+# before 3.32). Each row count is its own statement to compile, milliseconds for a long
+# one, so merged batches go in statements of this size plus one remainder: at most this
+# many shapes, all of which stay in the connection's statement cache.
+_ROWS_PER_STATEMENT = 100 if sqlite3.sqlite_version_info >= (3, 32) else 99
+_CACHED_STATEMENTS = 512
 _COLUMNS = "id, uuid, public_key, type, name, email, user_id, customer_id, customer_domain, event, received_at"
 
 
@@ -77,7 +85,8 @@ class PreparedRows(NamedTuple):
     params: list[Any]  # the rows' values, one after the other
     stored: int  # rows that will be inserted
     duplicates: int  # rows skipped as retries of stored events
-    claimed: list[tuple[set[str], str]]  # uuids reserved for the inserted rows
+    claimed: list[str]  # uuids reserved for the inserted rows, in ``seen``
+    seen: set[str]  # the stored uuids of the rows' public key
 
 
 class AddResult(NamedTuple):
@@ -119,21 +128,31 @@ def index_columns(event: Mapping[str, Any]) -> tuple[str | None, ...]:
     must have passed :func:`~outlit._collector.contract.validate_event`, which makes
     every one of these a string or absent.
     """
+    return tuple(None if value is _NULL else value for value in _columns(event))
+
+
+def _columns(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    """:func:`index_columns` with ``_NULL`` for a missing value, as the INSERT takes them."""
     get = event.get
-    event_type = get("type")
+    event_type = get("type", _NULL)
     if event_type == "stage":
-        name = get("stage")
+        name = get("stage", _NULL)
         markers = get("properties")
         if not isinstance(markers, dict):
             markers = {}
+        # A marker may be present as null, so the default alone does not cover it.
         email = markers.get("__email")
         user_id = markers.get("__userId")
+        if email is None:
+            email = _NULL
+        if user_id is None:
+            user_id = _NULL
     else:
-        name = get("status") if event_type == "billing" else get("eventName")
-        email = get("email")
-        user_id = get("userId")
-    domain = get("customerDomain") or get("domain")
-    return (get("uuid"), event_type, name, email, user_id, get("customerId"), domain)
+        name = get("status", _NULL) if event_type == "billing" else get("eventName", _NULL)
+        email = get("email", _NULL)
+        user_id = get("userId", _NULL)
+    domain = get("customerDomain") or get("domain", _NULL)
+    return (get("uuid", _NULL), event_type, name, email, user_id, get("customerId", _NULL), domain)
 
 
 class EventStore:
@@ -157,7 +176,10 @@ class EventStore:
         # isolation_level=None (autocommit): each write below decides its own
         # transaction, the same way on every Python from 3.10 to 3.13.
         self._db: sqlite3.Connection | None = sqlite3.connect(
-            target, check_same_thread=False, isolation_level=None
+            target,
+            check_same_thread=False,
+            isolation_level=None,
+            cached_statements=_CACHED_STATEMENTS,
         )
         try:
             if not memory:
@@ -203,7 +225,7 @@ class EventStore:
         """
         when = received_at if received_at is not None else time.time_ns() // 1_000_000
         params: list[Any] = []
-        claimed: list[tuple[set[str], str]] = []
+        claimed: list[str] = []
         total = 0
         with self._seen_lock:
             seen = self._seen.get(public_key)
@@ -211,17 +233,17 @@ class EventStore:
                 seen = self._seen[public_key] = set()
             for event, raw in events:
                 total += 1
-                columns = index_columns(event)
+                columns = _columns(event)
                 uuid = columns[0]
-                if uuid is not None:
+                if type(uuid) is str:  # validated events have a string uuid or none
                     if uuid in seen:
                         continue  # a retry of a stored event (or a repeat within the batch)
                     seen.add(uuid)
-                    claimed.append((seen, uuid))
+                    claimed.append(uuid)
                 params += columns
                 params += (public_key, raw, when)
         stored = len(params) // _PARAMS_PER_ROW
-        return PreparedRows(params, stored, total - stored, claimed)
+        return PreparedRows(params, stored, total - stored, claimed, seen)
 
     def commit(self, batches: Sequence[PreparedRows]) -> AddResult:
         """Insert prepared batches, all or none; on failure their uuids are released."""
@@ -229,9 +251,12 @@ class EventStore:
         duplicates = sum(batch.duplicates for batch in batches)
         if not stored:
             return AddResult(0, duplicates)
-        params: list[Any] = []
-        for batch in batches:
-            params += batch.params
+        if len(batches) == 1:
+            params = batches[0].params
+        else:
+            params = []
+            for batch in batches:
+                params += batch.params
         step = _ROWS_PER_STATEMENT * _PARAMS_PER_ROW
         with self._lock:
             db = self._connection()
@@ -255,8 +280,7 @@ class EventStore:
             except BaseException:
                 with self._seen_lock:  # not stored after all, so a retry must be accepted
                     for batch in batches:
-                        for seen, uuid in batch.claimed:
-                            seen.discard(uuid)
+                        batch.seen.difference_update(batch.claimed)
                 raise
         return AddResult(stored, duplicates)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from collector_helpers import billing, custom, identify, stage
 
-from outlit._collector.store import EventStore, EventWriter
+from outlit._collector.store import EventStore, EventWriter, index_columns
 
 
 def _pairs(*events: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
@@ -201,3 +201,77 @@ def test_writer_close_commits_everything_submitted(tmp_path: Path) -> None:
         writer.close()
     with EventStore(path) as reopened:
         assert reopened.count() == 8
+
+
+def test_missing_columns_are_null_while_empty_and_zero_strings_are_kept(store: EventStore) -> None:
+    store.add(
+        "pk_a",
+        _pairs(
+            custom(uuid="c", email="", customerId="0", customerDomain=None, domain="d"),
+            stage(uuid="s", properties={"__fingerprint": "fp", "__email": None, "__userId": ""}),
+            identify(uuid="i", email=None),
+        ),
+    )
+    rows = store._connection().execute(
+        "SELECT uuid, name, email, typeof(email), user_id, typeof(user_id), customer_id,"
+        " customer_domain, typeof(customer_domain) FROM events ORDER BY id"
+    )
+    assert rows.fetchall() == [
+        ("c", "subscription_upgraded", "", "text", None, "null", "0", "d", "text"),
+        ("s", "activated", None, "null", "", "text", None, None, "null"),
+        ("i", None, None, "null", "usr_1", "text", None, None, "null"),
+    ]
+
+
+def test_index_columns_give_none_for_what_is_missing() -> None:
+    assert index_columns(identify(uuid=None, email=None, customerTraits=None)) == (
+        None,
+        "identify",
+        None,
+        None,
+        "usr_1",
+        None,
+        None,
+    )
+    assert index_columns(billing(uuid="b", customerDomain="")) == (
+        "b",
+        "billing",
+        "paid",
+        None,
+        None,
+        "cust_123",
+        "acme.com",
+    )
+
+
+def test_failed_commit_of_several_keys_releases_every_claimed_uuid(store: EventStore) -> None:
+    batches = [
+        store.prepare("pk_a", _pairs(custom(uuid="u1"), custom(uuid="u2"))),
+        store.prepare("pk_b", _pairs(custom(uuid="u1"))),
+    ]
+    store._connection().execute("DROP TABLE events")
+    with pytest.raises(sqlite3.OperationalError):
+        store.commit(batches)
+    assert store.prepare("pk_a", _pairs(custom(uuid="u1"), custom(uuid="u2"))).stored == 2
+    assert store.prepare("pk_b", _pairs(custom(uuid="u1"))).stored == 1
+
+
+def test_batches_over_one_statement_are_stored_whole_or_not_at_all(store: EventStore) -> None:
+    big = store.prepare("pk_a", _pairs(*[custom(uuid=f"a{i}") for i in range(250)]))
+    small = [
+        store.prepare("pk_b", _pairs(*[custom(uuid=f"b{n}-{i}") for i in range(70)]))
+        for n in range(3)
+    ]
+    assert store.commit([big, *small]) == (460, 0)
+    assert store.count(public_key="pk_a") == 250 and store.count(public_key="pk_b") == 210
+
+    store._connection().execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.uuid = 'boom'"
+        " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    events = [custom(uuid=f"c{i}") for i in range(249)] + [custom(uuid="boom")]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.commit([store.prepare("pk_c", _pairs(*events))])  # fails in its third statement
+    assert store.count(public_key="pk_c") == 0
+    store._connection().execute("DROP TRIGGER refuse")
+    assert store.add("pk_c", _pairs(*events)) == (250, 0)  # every uuid was released
