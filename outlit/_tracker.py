@@ -28,65 +28,98 @@ IdentitySource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | No
 #: The identity keys a resolver may return.
 IDENTITY_KEYS = TRACK_IDENTITY
 
+_TRACK_KEYS = frozenset(TRACK_IDENTITY)
+
 _UNRESOLVED: Any = object()
 
 
 class BoundTracker:
     """Has every tracking method of :class:`~outlit.Outlit`; fills in a default identity."""
 
-    __slots__ = ("_client", "_identity", "_source", "customer", "user")
+    __slots__ = ("_client", "_identity", "_source")
 
     def __init__(self, client: Outlit, identity: IdentitySource = None) -> None:
         self._client = client
         self._source = identity
         self._identity: Any = _UNRESOLVED
-        self.user = _BoundUser(self)
-        self.customer = _BoundCustomer(self)
 
     @property
     def client(self) -> Outlit:
         return self._client
 
     @property
+    def user(self) -> _BoundUser:
+        """``identify``, ``activate``, ``engaged`` and ``inactive``, with the bound user."""
+        # Made on use and not kept: a helper stored here would form a reference cycle with
+        # the tracker, leaving every request's objects to the cyclic garbage collector.
+        return _BoundUser(self)
+
+    @property
+    def customer(self) -> _BoundCustomer:
+        """``trialing``, ``paid`` and ``churned``, with the bound customer."""
+        return _BoundCustomer(self)
+
+    @property
     def identity(self) -> dict[str, Any]:
         """The default identity (resolved once; {} when there is none)."""
-        if self._identity is _UNRESOLVED:
-            self._identity = self._resolve()
-        return dict(self._identity)
+        return dict(self._resolved())
 
-    def _resolve(self) -> dict[str, Any]:
+    def _resolved(self) -> dict[str, Any]:
+        # The source is read before the identity and dropped after it is stored, so a thread
+        # that finds no source also finds the identity another thread stored.
         source = self._source
+        identity: dict[str, Any] = self._identity
+        if identity is not _UNRESOLVED:
+            return identity
+        identity = {}
         try:
             found = source() if callable(source) else source
         except Exception:
             # The identity hook is app code; a failure there must not break the request.
             logger.exception("outlit: the identity function raised; tracking without identity")
-            return {}
-        if not found:
-            return {}
-        return {
-            k: v for k, v in dict(found).items() if k in IDENTITY_KEYS and v is not None and v != ""
-        }
+            found = None
+        if found:
+            for key, value in (found if type(found) is dict else dict(found)).items():
+                if key in _TRACK_KEYS and value is not None and value != "":
+                    identity[key] = value
+        self._identity = identity
+        # Let go of the source (often holding the request, which may hold this tracker).
+        self._source = None
+        return identity
+
+    def _replace_source(self, make: Callable[[], IdentitySource]) -> None:
+        """Swap an identity source not used yet for ``make()``. The adapters call it once a
+        request is over, to let go of a source holding request objects that hold this tracker:
+        such a cycle is left to the garbage collector, which then runs far more often."""
+        if self._source is not None:
+            self._source = make()
 
     def _fill(
-        self, kwargs: dict[str, Any], named: tuple[str, ...], fields: tuple[str, ...] | None = None
-    ) -> dict[str, Any]:
+        self, kwargs: Any, named: tuple[str, ...], fields: tuple[str, ...] | None = None
+    ) -> Any:
         """Fill ``fields`` (default: ``named``) from the bound identity unless the call names
-        any of ``named`` itself; a field the call gives is never replaced."""
+        any of ``named`` itself; a field the call gives is never replaced.
+
+        ``kwargs`` is a method's own ``**kwargs`` (a new dict on every call): filled in place.
+        """
         for name in named:
             if kwargs.get(name) is not None:
                 return kwargs
-        if self._identity is _UNRESOLVED:
-            self._identity = self._resolve()
+        identity = self._resolved()
         for name in fields or named:
-            value = self._identity.get(name)
+            value = identity.get(name)
             if value is not None and kwargs.get(name) is None:
                 kwargs[name] = value
         return kwargs
 
     def track(self, **kwargs: Unpack[ServerTrackOptions]) -> None:
         """:meth:`Outlit.track`, with the bound identity when the call names none."""
-        self._client.track(**self._fill(dict(kwargs), TRACK_IDENTITY))
+        if kwargs.keys().isdisjoint(_TRACK_KEYS):
+            # The usual call (no identity field at all): the resolved identity holds only
+            # identity fields with a value, so it can be passed as it is.
+            self._client.track(**kwargs, **self._resolved())
+        else:
+            self._client.track(**self._fill(kwargs, TRACK_IDENTITY))
 
     def identify(self, **kwargs: Unpack[ServerIdentifyOptions]) -> None:
         """:meth:`Outlit.identify`, with the bound user when the call names no email/user_id.
@@ -95,7 +128,7 @@ class BoundTracker:
         user_fields: tuple[str, ...] = ("email", "user_id", "fingerprint")
         if kwargs.get("customer_id") is None and kwargs.get("customer_domain") is None:
             user_fields = TRACK_IDENTITY
-        self._client.identify(**self._fill(dict(kwargs), IDENTIFY_IDENTITY, user_fields))
+        self._client.identify(**self._fill(kwargs, IDENTIFY_IDENTITY, user_fields))
 
     def flush(self, timeout: float | None = None) -> FlushResult:
         return self._client.flush(timeout)
@@ -122,15 +155,15 @@ class _BoundUser:
 
     def activate(self, **kwargs: Unpack[StageOptions]) -> None:
         t = self._tracker
-        t._client.user.activate(**t._fill(dict(kwargs), STAGE_IDENTITY))
+        t._client.user.activate(**t._fill(kwargs, STAGE_IDENTITY))
 
     def engaged(self, **kwargs: Unpack[StageOptions]) -> None:
         t = self._tracker
-        t._client.user.engaged(**t._fill(dict(kwargs), STAGE_IDENTITY))
+        t._client.user.engaged(**t._fill(kwargs, STAGE_IDENTITY))
 
     def inactive(self, **kwargs: Unpack[StageOptions]) -> None:
         t = self._tracker
-        t._client.user.inactive(**t._fill(dict(kwargs), STAGE_IDENTITY))
+        t._client.user.inactive(**t._fill(kwargs, STAGE_IDENTITY))
 
 
 class _BoundCustomer:
@@ -141,15 +174,15 @@ class _BoundCustomer:
 
     def trialing(self, **kwargs: Unpack[BillingOptions]) -> None:
         t = self._tracker
-        t._client.customer.trialing(**t._fill(dict(kwargs), BILLING_IDENTITY))
+        t._client.customer.trialing(**t._fill(kwargs, BILLING_IDENTITY))
 
     def paid(self, **kwargs: Unpack[BillingOptions]) -> None:
         t = self._tracker
-        t._client.customer.paid(**t._fill(dict(kwargs), BILLING_IDENTITY))
+        t._client.customer.paid(**t._fill(kwargs, BILLING_IDENTITY))
 
     def churned(self, **kwargs: Unpack[BillingOptions]) -> None:
         t = self._tracker
-        t._client.customer.churned(**t._fill(dict(kwargs), BILLING_IDENTITY))
+        t._client.customer.churned(**t._fill(kwargs, BILLING_IDENTITY))
 
 
 def user_identity(user: Any) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 - ``setting_changed``: a new ``settings.OUTLIT`` replaces the process-wide client.
 - ``user_logged_in``: one ``identify`` per login (``IDENTIFY_ON_LOGIN``), which is what lets
   Outlit see the user as discovered and signed up without any code.
-- ``request_finished``: a bounded flush when ``FLUSH_ON_REQUEST_FINISHED`` is on (serverless).
+- ``request_finished``: a bounded flush when ``FLUSH_ON_REQUEST_FINISHED`` is on (serverless);
+  connected only then.
 
 None of them ever raises into the request or the login: failures are logged.
 """
@@ -28,9 +29,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("outlit.django")
 
+_FLUSH_UID = "outlit_django.flush"
+
 
 def reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == conf.SETTING_NAME:
+        connect_request_finished()
         try:
             reset_client()
         except Exception:
@@ -90,4 +94,17 @@ def connect() -> None:
     """Connect every receiver once (dispatch_uid makes a second call a no-op)."""
     setting_changed.connect(reset_on_setting_changed, dispatch_uid="outlit_django.settings")
     user_logged_in.connect(identify_on_login, dispatch_uid="outlit_django.login")
-    request_finished.connect(flush_on_request_finished, dispatch_uid="outlit_django.flush")
+    connect_request_finished()
+
+
+def connect_request_finished() -> None:
+    """Connect the ``request_finished`` receiver only while ``FLUSH_ON_REQUEST_FINISHED`` is on:
+    a connected receiver costs every request something, even one that returns at once."""
+    try:
+        wanted = conf.user_settings().get("FLUSH_ON_REQUEST_FINISHED") is True
+    except Exception:
+        wanted = True  # a broken setting: the receiver reads it and logs the error itself
+    if wanted:
+        request_finished.connect(flush_on_request_finished, dispatch_uid=_FLUSH_UID)
+    else:
+        request_finished.disconnect(dispatch_uid=_FLUSH_UID)

@@ -4,13 +4,14 @@ that request's identity, for Starlette apps and for FastAPI apps that prefer mid
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
 from outlit import BoundTracker
+from outlit._tracker import IdentitySource, user_identity
 
-from ._outlit import Outlit, _scope_identity
+from ._outlit import Outlit, _identify_lazily, _scope_identity
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,7 +48,8 @@ class OutlitMiddleware:
             await self.app(scope, receive, send)
             return
         outlit = self.outlit
-        if outlit._identify is None:
+        identify = outlit._identify
+        if identify is None:
             # client.bind(), built directly (as in Outlit.__call__) to save its import.
             tracker = BoundTracker(outlit.client, functools.partial(_scope_identity, scope))
         else:
@@ -58,12 +60,29 @@ class OutlitMiddleware:
         if state is None:
             state = scope["state"] = {}
         state["outlit"] = tracker
-        if not outlit.flush_after_response:
-            await self.app(scope, receive, send)
-            return
         try:
             await self.app(scope, receive, send)
         finally:
-            # The app returns after its last `http.response.body` message (and its background
-            # tasks): the client already has the response when this wait starts.
-            await outlit.flush_queued()
+            # The scope's state holds the tracker, and a lazy identity source holds the scope:
+            # a reference cycle that only the garbage collector frees. Once the app is done, a
+            # source not used yet is swapped for one that holds what it needs, not the scope.
+            if identify is None:
+                tracker._replace_source(lambda: _user_source(scope))
+            elif outlit._identify_is_plain:
+                tracker._replace_source(lambda: _detached_source(identify, scope, tracker))
+            if outlit.flush_after_response:
+                # The app returns after its last `http.response.body` message (and its
+                # background tasks): the client already has the response when this wait starts.
+                await outlit.flush_queued()
+
+
+def _user_source(scope: Scope) -> IdentitySource:
+    # The scope's user is final once the app is done.
+    return functools.partial(user_identity, scope.get("user"))
+
+
+def _detached_source(identify: Any, scope: Scope, tracker: BoundTracker) -> IdentitySource:
+    # The identify function gets a request over a copy of the scope whose state leaves the
+    # tracker out: the same values, without the way back to the tracker.
+    state = {key: value for key, value in scope.get("state", {}).items() if value is not tracker}
+    return functools.partial(_identify_lazily, identify, Request({**scope, "state": state}))

@@ -75,7 +75,8 @@ def _scope_identity(scope: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _checked_identity(found: Any) -> Identity | None:
-    if found is None or isinstance(found, Mapping):
+    # A plain dict, the usual answer, skips the slower ABC check.
+    if found is None or type(found) is dict or isinstance(found, Mapping):
         return found
     raise TypeError(
         "identify must return a dict of identity fields (user_id, email, ...) or None, "
@@ -85,7 +86,10 @@ def _checked_identity(found: Any) -> Identity | None:
 
 def _identify_lazily(identify: Callable[[Any], Any], connection: HTTPConnection) -> Identity | None:
     # Called by BoundTracker, which logs what this raises and goes on without an identity.
-    return _checked_identity(identify(connection))
+    found = identify(connection)
+    if type(found) is dict:  # what _checked_identity allows first, without its call
+        return found
+    return _checked_identity(found)
 
 
 def _is_async_callable(function: Any) -> bool:
@@ -214,6 +218,10 @@ class Outlit:
         self._identify: Any = identify
         self._identify_is_async = identify is not None and _is_async_callable(identify)
         self._identify_is_depends = identify is not None and _is_depends(identify)
+        # A sync function of the request: called lazily by the tracker.
+        self._identify_is_plain = identify is not None and not (
+            self._identify_is_async or self._identify_is_depends
+        )
         self._lifespans = 0
         # FastAPI reads a dependency's parameters from its signature. The instance's own
         # __signature__ asks only for what this configuration needs (the request, plus the
@@ -246,11 +254,17 @@ class Outlit:
         """The request's tracker: ``tracker=Depends(outlit)``."""
         # Async although it awaits nothing (mostly): FastAPI would run a sync dependency in its
         # thread pool, a thread hop on every request.
-        if self._identify is None:  # the common case, inlined: this runs on every request
-            # What client.bind() returns, built directly: bind() imports BoundTracker on each
-            # call, which costs twice the construction.
+        identify = self._identify
+        # The common cases are inlined (this runs on every request), and build what
+        # client.bind() returns directly: bind() imports BoundTracker on each call.
+        if identify is None:
             tracker = BoundTracker(
                 self._client, functools.partial(_scope_identity, connection.scope)
+            )
+        elif self._identify_is_plain:
+            # Sync: BoundTracker calls it only if a call needs it, and logs its errors.
+            tracker = BoundTracker(
+                self._client, functools.partial(_identify_lazily, identify, connection)
             )
         elif self._identify_is_depends:
             try:
@@ -288,7 +302,7 @@ class Outlit:
                 found = None
             return self._client.bind(found)
         # Sync: BoundTracker calls it only if a call needs it, and logs its errors.
-        return self._client.bind(functools.partial(_identify_lazily, identify, connection))
+        return BoundTracker(self._client, functools.partial(_identify_lazily, identify, connection))
 
     async def flush_queued(self) -> None:
         """Wait, at most ``flush_after_response_timeout``, until queued events are delivered.

@@ -4,7 +4,7 @@ when a user logs in, and an optional bounded flush when the app context tears do
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Flask, current_app, g, has_app_context
@@ -34,6 +34,10 @@ EXTENSION_KEY = "outlit"
 logger = logging.getLogger("outlit")
 
 LoaderT = TypeVar("LoaderT", bound=IdentityLoader)
+
+# The app context's `g` itself, without the proxy: werkzeug's LocalProxy method, bound once
+# (and `g` itself should a Flask version have no proxy there).
+_current_g: Callable[[], Any] = getattr(g, "_get_current_object", lambda: g)
 
 
 class Outlit:
@@ -206,33 +210,37 @@ class Outlit:
 
 class _AppHooks:
     """What init_app attaches to one app. The app holds it (through its before_request hook);
-    it holds no reference to the app, and looks the loader up on the extension at call time so
-    that ``@outlit.identity_loader`` may come after ``Outlit(app)``."""
+    it holds no reference to the app, and looks the loader up on the extension for each request
+    so that ``@outlit.identity_loader`` may come after ``Outlit(app)``."""
 
     def __init__(self, extension: Outlit, client: OutlitClient, settings: FlaskSettings) -> None:
         self._extension = extension
         self._client = client
         self._settings = settings
-        self._resolver = self.current_identity
+        self._identify_user = settings.identify_user
         # Without identity filling every request can share one tracker: it holds no state.
         self._anonymous = client.bind(None)
 
     def new_tracker(self) -> BoundTracker:
-        if self._settings.identify_user:
+        if self._identify_user:
             # What client.bind() returns, built directly: bind() imports on every call, which
-            # costs more than the tracker itself on this per-request path.
-            return BoundTracker(self._client, self._resolver)
+            # costs more than the tracker itself on this per-request path. The loader is read
+            # now (it may be registered after init_app) and handed over as the source itself.
+            loader = self._extension._identity_loader
+            return BoundTracker(self._client, current_user_identity if loader is None else loader)
         return self._anonymous
 
     def bind_tracker(self) -> None:
-        g.outlit = self.new_tracker()
-
-    def current_identity(self) -> Mapping[str, Any] | None:
-        # Called by the tracker on the first call that needs it, at most once per request.
-        loader = self._extension._identity_loader
-        if loader is not None:
-            return loader()
-        return current_user_identity()
+        # Runs on every request: new_tracker() inlined, and g set on the object behind the
+        # proxy (setting through the proxy costs more than making the tracker).
+        if self._identify_user:
+            loader = self._extension._identity_loader
+            tracker = BoundTracker(
+                self._client, current_user_identity if loader is None else loader
+            )
+        else:
+            tracker = self._anonymous
+        _current_g().outlit = tracker
 
     def connect_login_signals(self, app: Flask) -> None:
         settings = self._settings

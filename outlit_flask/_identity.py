@@ -3,6 +3,7 @@ app has a ``LoginManager``, or the app's own ``@outlit.identity_loader``."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,9 +29,16 @@ def current_user_identity() -> dict[str, Any]:
     """
     if not has_request_context() or getattr(current_app, "login_manager", None) is None:
         return {}
+    return user_identity(_flask_login_user()._get_current_object())
+
+
+@functools.cache
+def _flask_login_user() -> Any:
+    # Imported on first use (Flask-Login is optional) and kept: an import statement run on
+    # every call costs more than the rest of the lookup.
     from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 
-    return user_identity(current_user._get_current_object())
+    return current_user
 
 
 def clean_identity(found: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -3,9 +3,12 @@ call leaves out, never what it names, and the identity hook is app code that may
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from collections.abc import Iterator
-from types import SimpleNamespace
+from functools import partial
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -247,6 +250,104 @@ def test_repr_does_not_leak_identity_values(client):
     text = repr(c.bind(JANE))
     assert "jane@acme.com" not in text
     assert "email" in text
+
+
+def test_identity_fields_given_as_none_count_as_not_named(client):
+    c, transport = client
+    tracker = c.bind(JANE)
+    options: dict[str, Any] = {"event_name": "e", "email": None, "user_id": None}
+    tracker.track(**options)
+    assert options == {"event_name": "e", "email": None, "user_id": None}  # the caller's dict
+    (event,) = sent_events(c, transport)
+    assert (event["email"], event["userId"]) == ("jane@acme.com", "usr_1")
+
+
+def test_an_identity_function_may_return_any_mapping(client):
+    c, transport = client
+    found = MappingProxyType({**JANE, "fingerprint": "", "password": "hunter2"})
+    tracker = c.bind(lambda: found)
+    tracker.track(event_name="e")
+    assert tracker.identity == JANE
+    (event,) = sent_events(c, transport)
+    assert (event["email"], event["userId"]) == ("jane@acme.com", "usr_1")
+
+
+def test_user_and_customer_helpers_fill_the_bound_identity_each_time(client):
+    c, transport = client
+    resolver = CountingResolver({**JANE, "customer_id": "cust_1"})
+    tracker = c.bind(resolver)
+    tracker.user.activate()
+    tracker.customer.paid()
+    tracker.user.engaged()
+    assert resolver.calls == 1
+    activated, paid, engaged = sent_events(c, transport)
+    assert activated["properties"]["__userId"] == engaged["properties"]["__userId"] == "usr_1"
+    assert paid["customerId"] == "cust_1"
+
+
+def test_replace_source_swaps_only_a_source_not_used_yet(client):
+    c, _ = client
+    tracker = c.bind(lambda: {"email": "old@x.com"})
+    tracker._replace_source(lambda: lambda: JANE)
+    assert tracker.identity == JANE
+
+    def too_late() -> Any:
+        raise AssertionError("a source is made only when it will be used")
+
+    tracker._replace_source(too_late)
+    assert tracker.identity == JANE
+
+
+# -- memory: a request's objects must be freed without the cyclic garbage collector ----------
+
+
+class FakeRequest:
+    """Stands for a framework request: it holds its tracker, and can be weakly referenced."""
+
+    outlit: Any = None
+
+
+def request_identity(request: FakeRequest) -> dict[str, str]:
+    return JANE
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    # With the collector off, an object in a reference cycle outlives its last reference.
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_a_tracker_and_its_helpers_form_no_reference_cycle(client, no_gc):
+    c, _ = client
+    owner = FakeRequest()
+    tracker = c.bind(partial(request_identity, owner))
+    tracker.user.activate()
+    tracker.customer  # noqa: B018 - the helper objects once made
+    alive = weakref.ref(owner)
+    del owner, tracker
+    assert alive() is None, "the tracker outlived its last reference (a reference cycle)"
+
+
+def test_the_identity_source_is_let_go_once_the_identity_is_known(client, no_gc):
+    c, transport = client
+    request = FakeRequest()
+    # The request holds its tracker, whose source holds the request: a cycle until resolved.
+    request.outlit = tracker = c.bind(partial(request_identity, request))
+    alive = weakref.ref(request)
+    tracker.track(event_name="e")
+    del request
+    assert alive() is None, "the request was kept by its tracker after the identity was known"
+    assert tracker.identity == JANE
+    tracker.user.engaged()
+    assert [e.get("email") or e["properties"]["__email"] for e in sent_events(c, transport)] == [
+        "jane@acme.com",
+        "jane@acme.com",
+    ]
 
 
 # -- user_identity ---------------------------------------------------------------------------

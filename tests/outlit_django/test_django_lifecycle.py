@@ -107,6 +107,23 @@ def test_requests_that_queue_nothing_do_not_flush(configure_outlit, monkeypatch)
         assert calls == [2.0]  # REQUEST_FLUSH_TIMEOUT's default
 
 
+def test_the_request_finished_receiver_is_connected_only_while_the_flush_is_on(
+    configure_outlit,
+):
+    from django.core.signals import request_finished
+
+    def connected() -> bool:
+        # Each entry starts with its lookup key: (dispatch_uid, sender id).
+        return any(entry[0][0] == "outlit_django.flush" for entry in request_finished.receivers)
+
+    configure_outlit(FLUSH_ON_REQUEST_FINISHED=False)
+    assert not connected()  # it would cost every request a call
+    configure_outlit(FLUSH_ON_REQUEST_FINISHED=True)
+    assert connected()
+    configure_outlit()
+    assert not connected()
+
+
 def test_the_cores_signals_count_delivered_and_failed_batches(configure_outlit, collector):
     configure_outlit(API_HOST=collector.url, TRANSPORT=None, RETRY=FAST_RETRY)
     delivered: list[int] = []

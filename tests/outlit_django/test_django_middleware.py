@@ -3,7 +3,9 @@ under WSGI and ASGI, in sync and async views."""
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from typing import Any, ClassVar
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
@@ -146,6 +148,55 @@ class SignedInUserTests(OutlitTestCase):
         for name in ("trialing", "paid", "churned"):
             assert callable(getattr(tracker.customer, name))
         assert tracker.queue_size == 0
+
+
+class RequestMemoryTests(OutlitTestCase):
+    def test_a_request_that_tracked_is_freed_without_the_garbage_collector(self):
+        from django.http import HttpResponse
+        from django.test import RequestFactory
+
+        from outlit_django.middleware import OutlitMiddleware
+
+        def view(request: Any) -> HttpResponse:
+            request.outlit.track(event_name="report_exported")
+            return HttpResponse("ok")
+
+        middleware = OutlitMiddleware(view)
+        gc.collect()
+        gc.disable()  # a request left in a reference cycle would outlive its last reference
+        try:
+            request = RequestFactory().get("/")
+            request.user = self.jane
+            alive = weakref.ref(request)
+            assert middleware(request).status_code == 200
+            del request
+            assert alive() is None, "the request's tracker kept it in a reference cycle"
+        finally:
+            gc.enable()
+        (event,) = self.sent()
+        assert (event["userId"], event["email"]) == (str(self.jane.pk), "jane@acme.com")
+
+
+class ViewKindTests(TestCase):
+    def test_async_views_are_told_apart_and_unhashable_views_still_work(self):
+        from outlit_django.middleware import _is_async_view
+
+        async def async_view(request: Any) -> None:
+            return None
+
+        def sync_view(request: Any) -> None:
+            return None
+
+        class Unhashable:
+            __hash__ = None
+
+            async def __call__(self, request: Any) -> None:
+                return None
+
+        for _ in range(2):  # the second answer comes from the cache
+            assert _is_async_view(async_view) is True
+            assert _is_async_view(sync_view) is False
+        assert _is_async_view(Unhashable()) is iscoroutinefunction(Unhashable())
 
 
 class AnonymousRequestTests(OutlitTestCase):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -107,6 +108,78 @@ def test_async_identify_is_awaited_by_the_middleware(make_outlit, transport):
         response = client.post("/export", headers={"X-Email": "jane@acme.com"})
     assert response.json() == {"identity": {"email": "jane@acme.com"}}
     assert [e["email"] for e in transport.events] == ["jane@acme.com"]
+
+
+def _reaches(start: Any, target: Any, depth: int = 4) -> bool:
+    """Whether ``target`` is reachable from ``start`` in at most ``depth`` references."""
+    seen = {id(start)}
+    level = [start]
+    for _ in range(depth):
+        following = []
+        for obj in level:
+            for ref in gc.get_referents(obj):
+                if ref is target:
+                    return True
+                if id(ref) not in seen and not isinstance(ref, type):
+                    seen.add(id(ref))
+                    following.append(ref)
+        level = following
+    return False
+
+
+def _identify_from_headers(request: Request) -> dict[str, str]:
+    return {"user_id": request.headers["x-user"].split(":")[0], "customer_id": request.state.org}
+
+
+class _OrgMiddleware:
+    """Sets ``request.state.org``, as an app's own middleware might."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("state", {})["org"] = "org_7"
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize(
+    ("identify", "outlit_first", "identity"),
+    [
+        (None, True, {"user_id": "42", "email": "jane@acme.com"}),
+        (None, False, {"user_id": "42", "email": "jane@acme.com"}),
+        (_identify_from_headers, True, {"user_id": "42", "customer_id": "org_7"}),
+    ],
+    ids=["user-outlit-outer", "user-auth-outer", "identify-function"],
+)
+def test_after_the_response_the_tracker_no_longer_holds_the_scope(
+    make_outlit, transport, auth_middleware, identify, outlit_first, identity
+):
+    # The scope holds the tracker: a tracker holding the scope would make a reference cycle,
+    # left to the garbage collector, for every request that tracks nothing.
+    outlit = make_outlit(identify=identify)
+    kept: list[tuple[BoundTracker, Scope]] = []
+
+    async def quiet(request: Request) -> PlainTextResponse:
+        kept.append((request.state.outlit, request.scope))
+        return PlainTextResponse("ok")
+
+    ours = Middleware(OutlitMiddleware, outlit=outlit)
+    others = [*auth_middleware, Middleware(_OrgMiddleware)]
+    app = Starlette(
+        routes=[Route("/quiet", quiet)],
+        middleware=[ours, *others] if outlit_first else [*others, ours],
+        lifespan=outlit.lifespan,
+    )
+    with TestClient(app) as client:
+        assert client.get("/quiet", headers={"X-User": "42:jane@acme.com"}).text == "ok"
+        ((tracker, scope),) = kept
+        assert _reaches(tracker._source, scope) is False
+        assert _reaches(tracker._source, tracker) is False
+        # A call made later still gets the request's identity.
+        tracker.track(event_name="after_the_response")
+        assert tracker.identity == identity
+    (event,) = transport.events
+    assert event["userId"] == "42"
 
 
 def test_lifespan_and_websocket_scopes_pass_through_untouched(make_outlit):
