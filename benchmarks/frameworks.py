@@ -232,6 +232,12 @@ def main() -> int:
                 f"   cost {cost:+5.1f}%   events stored {arrived:,} in {posts:,} requests",
                 flush=True,
             )
+        with urllib.request.urlopen(f"{collector_url}/api/stats", timeout=5) as response:
+            stats = json.load(response)
+        print(
+            f"collector: {stats['duplicates']} duplicates, {stats['rate_limited']} rate-limited, "
+            f"{stats['events_rejected']} rejected"
+        )
     finally:
         stop(collector)  # type: ignore[arg-type]
     worst = max((r[4] for r in results), default=0.0)
