@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -93,7 +94,45 @@ class _Target:
     head: bytes  # request line and headers up to Content-Length's value
 
 
-class HTTPTransport:
+class _FirstUseGuard(ABC):
+    """The first request imports modules (ssl, httpx...): it runs under a lock that fork()
+    waits for (see hold_for_fork), so a child never inherits an import half done by a thread
+    it does not have. Later requests skip the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._warm = False
+        self._held_for_fork = False
+
+    def send(self, request: Request) -> Response:
+        if self._warm:
+            return self._send(request)
+        with self._lock:
+            try:
+                return self._send(request)
+            finally:
+                self._warm = True
+
+    @abstractmethod
+    def _send(self, request: Request) -> Response:
+        """Post ``request``; every network-level failure raises :class:`TransportError`."""
+
+    def hold_for_fork(self, timeout: float) -> None:
+        """Before fork: wait (at most ``timeout``) until no first-use import is under way."""
+        if not self._held_for_fork:
+            self._held_for_fork = self._lock.acquire(timeout=timeout)
+
+    def release_after_fork(self) -> None:
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._lock.release()
+
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._held_for_fork = False
+
+
+class HTTPTransport(_FirstUseGuard):
     """Posts over HTTP/1.1 on one kept-alive connection (standard library ``socket``/``ssl``).
 
     ``proxy`` is an ``http://[user:password@]host:port`` URL; by default (``trust_env=True``)
@@ -118,22 +157,9 @@ class HTTPTransport:
         self._reader: Any = None
         self._address: _Target | None = None
         self._send_lock = threading.Lock()
-        # Held during the first request, which may import ssl or urllib.request: fork() waits
-        # for it (see hold_for_fork), so a child never inherits an import half done.
-        self._lock = threading.Lock()
-        self._warm = False
-        self._held_for_fork = False
+        super().__init__()
 
     # -- sending ---------------------------------------------------------------------------
-
-    def send(self, request: Request) -> Response:
-        if self._warm:
-            return self._send(request)
-        with self._lock:
-            try:
-                return self._send(request)
-            finally:
-                self._warm = True
 
     def _send(self, request: Request) -> Response:
         target = self._targets.get(request.url) or self._target(request.url)
@@ -289,21 +315,10 @@ class HTTPTransport:
 
     # -- fork ------------------------------------------------------------------------------
 
-    def hold_for_fork(self, timeout: float) -> None:
-        """Before fork: wait (at most ``timeout``) until no first-use import is under way."""
-        if not self._held_for_fork:
-            self._held_for_fork = self._lock.acquire(timeout=timeout)
-
-    def release_after_fork(self) -> None:
-        if self._held_for_fork:
-            self._held_for_fork = False
-            self._lock.release()
-
     def reset_after_fork(self) -> None:
         """Forget the parent's connection without shutting it down (the parent still uses it)."""
-        self._lock = threading.Lock()
+        super().reset_after_fork()
         self._send_lock = threading.Lock()
-        self._held_for_fork = False
         self._sock = self._reader = self._address = None
 
 
@@ -433,7 +448,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class HttpxTransport:
+class HttpxTransport(_FirstUseGuard):
     """Posts over HTTP(S) with a lazily created, pooled ``httpx.Client``.
 
     Keyword arguments go to ``httpx.Client`` (``proxy``, ``verify``, ``http2``, ``mounts``...).
@@ -443,11 +458,7 @@ class HttpxTransport:
     def __init__(self, **client_kwargs: Any) -> None:
         self._client_kwargs = client_kwargs
         self._client: Any = None
-        # Held while the client is created and during the first request: both import modules
-        # (httpx, ssl, its backends). fork() waits for it (see hold_for_fork).
-        self._lock = threading.Lock()
-        self._warm = False
-        self._held_for_fork = False
+        super().__init__()
 
     def _get_client(self) -> Any:
         if self._client is None:
@@ -462,15 +473,6 @@ class HttpxTransport:
             kwargs.update(self._client_kwargs)
             self._client = httpx.Client(**kwargs)
         return self._client
-
-    def send(self, request: Request) -> Response:
-        if self._warm:
-            return self._send(request)
-        with self._lock:
-            try:
-                return self._send(request)
-            finally:
-                self._warm = True
 
     def _send(self, request: Request) -> Response:
         import httpx
@@ -492,20 +494,9 @@ class HttpxTransport:
         if client is not None:
             client.close()
 
-    def hold_for_fork(self, timeout: float) -> None:
-        """Before fork: wait (at most ``timeout``) until no first-use import is under way."""
-        if not self._held_for_fork:
-            self._held_for_fork = self._lock.acquire(timeout=timeout)
-
-    def release_after_fork(self) -> None:
-        if self._held_for_fork:
-            self._held_for_fork = False
-            self._lock.release()
-
     def reset_after_fork(self) -> None:
         """Forget the parent's connections without closing them (the parent still uses them)."""
-        self._lock = threading.Lock()
-        self._held_for_fork = False
+        super().reset_after_fork()
         self._client = None
 
 
