@@ -20,8 +20,8 @@ from ._events import (
     build_stage_event,
     copy_object,
     identity_text,
-    missing_identity,
     timestamp_ms,
+    usable_identities,
 )
 from ._exceptions import ClientClosedError, InvalidEventError
 from ._options import (
@@ -113,14 +113,21 @@ class Outlit:
         self._transport: Transport = transport if transport is not None else HTTPTransport()
         self._worker = Worker(self.options, self._transport, self)
         _register_before_fork()
-        self._state = _NEW if enabled else _DISABLED
         self._state_lock = threading.Lock()
         self._max_queue = self.options.max_queue_size
-        self._batch_size = self.options.max_batch_size
+        # The request path compares the queue's length (before appending) with these two only:
+        # _room is 0 unless the client is running, which sends every call to _has_room().
+        self._room = 0
+        self._wake_at = self.options.max_batch_size - 1
+        self._set_state(_NEW if enabled else _DISABLED)
         self._bind_queue()
         self.user = UserAPI(self)
         self.customer = CustomerAPI(self)
         _live_clients.add(self)
+
+    def _set_state(self, state: int) -> None:
+        self._state = state
+        self._room = self._max_queue if state == _RUNNING else 0
 
     def _bind_queue(self) -> None:
         # Cached on the client so that the request path does one attribute read each.
@@ -143,67 +150,60 @@ class Outlit:
     ) -> None:
         """Queue a custom event. Needs one of email, user_id, fingerprint, customer_id or
         customer_domain."""
-        # The custom event is built right here rather than in a helper in _events: the call
-        # saved is a tenth of this method's cost. Plain strings take the inline checks; anything
-        # else goes through identity_text(), which converts, blanks out or raises.
+        # Checked right here rather than in a helper in _events: the call saved is a tenth of
+        # this method's cost. Identity values that are not plain strings go through
+        # identity_text(), which converts, blanks out or raises. Only the first identity given
+        # is checked for blankness here (there must be one usable identity); a blank later one
+        # is left out when the worker builds the wire dict. The event is queued as a flat tuple,
+        # much cheaper to build than the dict: see custom_event.
         if type(event_name) is not str or not event_name or event_name.isspace():
             if not isinstance(event_name, str) or not event_name.strip():
                 raise InvalidEventError(
                     "track() needs event_name, a non-blank string such as 'report_exported'"
                 )
             event_name = str(event_name)
-        if email is not None and (type(email) is not str or not email or email.isspace()):
+        if email is not None and type(email) is not str:
             email = identity_text("email", email)
-        if user_id is not None and (type(user_id) is not str or not user_id or user_id.isspace()):
+        if user_id is not None and type(user_id) is not str:
             user_id = identity_text("user_id", user_id)
-        if customer_id is not None and (
-            type(customer_id) is not str or not customer_id or customer_id.isspace()
-        ):
+        if customer_id is not None and type(customer_id) is not str:
             customer_id = identity_text("customer_id", customer_id)
-        if customer_domain is not None and (
-            type(customer_domain) is not str or not customer_domain or customer_domain.isspace()
-        ):
+        if customer_domain is not None and type(customer_domain) is not str:
             customer_domain = identity_text("customer_domain", customer_domain)
-        if fingerprint is not None and (
-            type(fingerprint) is not str or not fingerprint or fingerprint.isspace()
-        ):
+        if fingerprint is not None and type(fingerprint) is not str:
             fingerprint = identity_text("fingerprint", fingerprint)
         first = email or user_id or customer_domain or customer_id or fingerprint
-        if first is None:
-            raise missing_identity("track", TRACK_IDENTITY)
-        event: dict[str, Any] = {
-            "type": "custom",
-            "timestamp": _now() if timestamp is None else timestamp_ms(timestamp),
-            "url": "server://" + first,
-            "path": "/",
-            "eventName": event_name,
-        }
-        if email is not None:
-            event["email"] = email
-        if user_id is not None:
-            event["userId"] = user_id
-        if fingerprint is not None:
-            event["fingerprint"] = fingerprint
-        if customer_id is not None:
-            event["customerId"] = customer_id
-        if customer_domain is not None:
-            event["customerDomain"] = customer_domain
+        if not first or first.isspace():
+            email, user_id, customer_domain, customer_id, fingerprint = usable_identities(
+                "track", TRACK_IDENTITY, email, user_id, customer_domain, customer_id, fingerprint
+            )
         if properties is not None:
             # Copied, so a caller changing its dict after the call cannot change what is sent.
-            event["properties"] = (
+            properties = (
                 properties.copy()
                 if type(properties) is dict
                 else copy_object("properties", properties)
             )
+        timestamp = _now() if timestamp is None else timestamp_ms(timestamp)
         # What _enqueue does, inlined for the same reason.
-        if self._state != _RUNNING and not self._begin():
-            return
         queue = self._queue
-        if len(queue) >= self._max_queue:
-            self._worker.note_queue_full()
+        size = len(queue)
+        if size >= self._room and not self._has_room():
             return
-        queue.append(event)
-        if len(queue) >= self._batch_size and not self._wake.is_set():
+        queue.append(
+            (
+                event_name,
+                email,
+                user_id,
+                fingerprint,
+                customer_id,
+                customer_domain,
+                properties,
+                timestamp,
+            )
+        )
+        if size >= self._wake_at and not self._worker.wake_pending:
+            self._worker.wake_pending = True
             self._wake.set()
 
     def identify(
@@ -233,15 +233,24 @@ class Outlit:
         )
 
     def _enqueue(self, event: dict[str, Any]) -> None:
-        if self._state != _RUNNING and not self._begin():
-            return
         queue = self._queue
-        if len(queue) >= self._max_queue:
-            self._worker.note_queue_full()
+        size = len(queue)
+        if size >= self._room and not self._has_room():
             return
         queue.append(event)
-        if len(queue) >= self._batch_size and not self._wake.is_set():
+        if size >= self._wake_at and not self._worker.wake_pending:
+            self._worker.wake_pending = True
             self._wake.set()
+
+    def _has_room(self) -> bool:
+        """Slow path of a call: start the worker on first use, refuse after shutdown, skip when
+        disabled, or count an event the full queue cannot take."""
+        if self._state != _RUNNING and not self._begin():
+            return False
+        if len(self._queue) >= self._max_queue:
+            self._worker.note_queue_full()
+            return False
+        return True
 
     def _begin(self) -> bool:
         """Slow path of the first call: start the worker, or refuse (closed) or skip (disabled)."""
@@ -260,7 +269,7 @@ class Outlit:
                     _logger().debug(
                         "outlit: cannot start a thread now; events will be sent on flush"
                     )
-                self._state = _RUNNING
+                self._set_state(_RUNNING)
         return self._state == _RUNNING
 
     # -- delivery ------------------------------------------------------------------------
@@ -318,7 +327,7 @@ class Outlit:
         """
         with self._state_lock:
             was = self._state
-            self._state = _CLOSED
+            self._set_state(_CLOSED)
         from ._worker import FlushResult
 
         if was == _CLOSED:
@@ -412,7 +421,7 @@ class Outlit:
         self._worker.reset()
         self._bind_queue()
         if self._state == _RUNNING:
-            self._state = _NEW
+            self._set_state(_NEW)
 
 
 class UserAPI:

@@ -1,8 +1,10 @@
 """Where events wait: the bounded in-memory queue between callers and the background worker.
 
-Callers append built event dicts (``deque.append`` is atomic, so no lock on the request path).
-The worker takes batches from the front: usually a run of dicts encoded together in one call
-(:meth:`EventQueue.take_events`), else event by event (:meth:`EventQueue.take_batch`). A batch
+Callers append built event dicts, or for ``track()`` the flat tuple that
+:func:`~outlit._events.custom_event` turns into one (``deque.append`` is atomic, so no lock on the
+request path). The worker takes batches from the front: usually a run of events encoded together
+in one call (:meth:`EventQueue.take_events`), else event by event
+(:meth:`EventQueue.take_batch`). A batch
 that failed for a transient reason goes back to the front as per-event bytes, so a retry sends
 the same bytes, ``uuid`` included. Encoded events (a batch put back, or the event that did not fit
 the last body) only ever sit at the front, ahead of every dict. ``flush()`` places a
@@ -15,6 +17,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from ._events import custom_event
 
 # The body is {"source":"server","events":[e1,e2,...]}: this many bytes beside the events.
 BODY_PREFIX = b'{"source":"server","events":['
@@ -32,7 +36,7 @@ class FlushMarker:
 
 
 class EventQueue(deque):  # type: ignore[type-arg]
-    """A deque of event dicts, encoded events (bytes) and flush markers.
+    """A deque of event dicts, track() tuples, encoded events (bytes) and flush markers.
 
     It is a plain deque subclass so that the request path pays only for ``append``; the
     cap (``max_queue_size``) is checked by the client before appending.
@@ -80,18 +84,22 @@ class EventQueue(deque):  # type: ignore[type-arg]
         return discarded
 
     def take_events(self, max_events: int) -> list[dict[str, Any]]:
-        """Pop up to ``max_events`` event dicts from the front, stopping before anything else
-        (a flush marker, an encoded event)."""
+        """Pop up to ``max_events`` events from the front as dicts, stopping before anything
+        else (a flush marker, an encoded event)."""
         events: list[dict[str, Any]] = []
         append = events.append
         popleft = self.popleft
         try:
             for _ in range(min(max_events, len(self))):
                 item = popleft()
-                if type(item) is not dict:
+                kind = type(item)
+                if kind is tuple:
+                    append(custom_event(item))
+                elif kind is dict:
+                    append(item)
+                else:
                     self.appendleft(item)
                     break
-                append(item)
         except IndexError:  # emptied meanwhile by discard_all() on another thread
             pass
         return events
@@ -114,7 +122,10 @@ class EventQueue(deque):  # type: ignore[type-arg]
             if type(item) is FlushMarker:
                 self.appendleft(item)
                 break
-            encoded = item if type(item) is bytes else encode(item)
+            kind = type(item)
+            if kind is tuple:
+                item = custom_event(item)
+            encoded = item if kind is bytes else encode(item)
             if encoded is None:
                 continue
             added = len(encoded) + (1 if batch else 0)

@@ -42,6 +42,8 @@ DROP_UNENCODABLE = "unencodable"
 # uuids are made this many at a time: one call for ten full batches costs less than ten, above
 # all when the worker wakes with cold caches. (A forked child starts with none: see reset().)
 _UUIDS_AT_ONCE = 1000
+# What the queue holds before encoding: event dicts, and track()'s flat tuples (see _events).
+_UNENCODED = (dict, tuple)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,9 @@ class Worker:
         """Fresh state: at construction and in a forked child (which must not resend our events)."""
         self.queue = EventQueue()
         self.wake = threading.Event()
+        # True from a caller's wake.set() for a full batch until the worker has woken: callers
+        # read this attribute instead of calling wake.is_set() (a Python call) on every event.
+        self.wake_pending = False
         self.urgent = threading.Event()
         self.send_lock = threading.Lock()
         self.counter_lock = threading.Lock()
@@ -139,15 +144,18 @@ class Worker:
         while not self.stopping:
             now = _monotonic()
             if self.retry_at > now:
-                # Backing off: only flush() or stop() cut the wait short. `wake` is left set
-                # meanwhile, so the request path's "batch full" check stays a cheap is_set().
+                # Backing off: only flush() or stop() cut the wait short. `wake_pending` is left
+                # as it is meanwhile, so callers do not keep setting `wake`.
                 self.urgent.wait(self.retry_at - now)
                 self.urgent.clear()
             elif self.retry_at:
                 pass  # a retry is due (Retry-After: 0, a reset in the past): send now
             else:
                 self.wake.wait(max(next_tick - now, 0.0))
+                # In this order: a caller that saw wake_pending still True had appended before
+                # the clear, and the drain below takes its event.
                 self.wake.clear()
+                self.wake_pending = False
             if self.stopping:
                 break
             now = _monotonic()
@@ -228,7 +236,7 @@ class Worker:
         batch is taken event by event instead and is a list of per-event bytes.
         """
         queue = self.queue
-        if queue and type(queue[0]) is dict:
+        if queue and type(queue[0]) in _UNENCODED:
             events = queue.take_events(max_events)
             uuids = self._uuids
             if len(uuids) < len(events):

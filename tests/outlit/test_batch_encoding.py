@@ -222,7 +222,102 @@ def test_take_events_stops_at_encoded_events_and_respects_the_count():
     assert [e["n"] for e in queue] == [4, 5]
 
 
+def test_take_events_turns_queued_track_tuples_into_wire_dicts_in_order():
+    # track() queues a flat tuple; other calls queue dicts. Both come out as dicts, in order.
+    queue = EventQueue()
+    identify = {"type": "identify", "n": 1}
+    queue.append(("e0", "a@x.io", None, None, None, None, {"k": 1}, 1.5))
+    queue.append(identify)
+    queue.append(("e2", None, "u2", "fp", "c2", "c2.io", None, 7))
+    queue.append(b'{"n":3}')
+    taken = queue.take_events(10)
+    assert taken == [
+        {
+            "type": "custom",
+            "timestamp": 1.5,
+            "url": "server://a@x.io",
+            "path": "/",
+            "eventName": "e0",
+            "email": "a@x.io",
+            "properties": {"k": 1},
+        },
+        identify,
+        {
+            "type": "custom",
+            "timestamp": 7,
+            "url": "server://u2",
+            "path": "/",
+            "eventName": "e2",
+            "userId": "u2",
+            "fingerprint": "fp",
+            "customerId": "c2",
+            "customerDomain": "c2.io",
+        },
+    ]
+    assert list(queue) == [b'{"n":3}']
+
+
+def test_take_batch_encodes_queued_track_tuples_too():
+    queue = EventQueue()
+    queue.append(("e0", None, None, None, "c1", None, None, TIMESTAMP))
+    seen: list[dict[str, Any]] = []
+
+    def encode(item: dict[str, Any]) -> bytes:
+        seen.append(item)
+        return encode_event(item)
+
+    (encoded,) = queue.take_batch(10, 10_000, encode)
+    assert strict_json(encoded) == {
+        "type": "custom",
+        "timestamp": TIMESTAMP,
+        "url": "server://c1",
+        "path": "/",
+        "eventName": "e0",
+        "customerId": "c1",
+    }
+    assert type(seen[0]) is dict
+
+
 # -- through the worker ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("identity", "url"),
+    [
+        ({"email": "a@x.io", "user_id": "u1"}, "server://a@x.io"),
+        ({"user_id": "u1", "customer_domain": "x.io"}, "server://u1"),
+        ({"customer_domain": "x.io", "customer_id": "c1"}, "server://x.io"),
+        ({"customer_id": "c1", "fingerprint": "fp"}, "server://c1"),
+        ({"fingerprint": "fp", "email": "  "}, "server://fp"),
+    ],
+)
+def test_track_puts_each_identity_under_its_wire_name(clients, identity, url):
+    client, transport = clients()
+    client.track(event_name="e", properties={"p": [1]}, timestamp=TIMESTAMP, **identity)
+    assert client.flush(timeout=5)
+    (sent,) = assert_valid_body(transport.requests[0].body)["events"]
+    wire = {"email": "email", "user_id": "userId", "fingerprint": "fingerprint"}
+    wire |= {"customer_id": "customerId", "customer_domain": "customerDomain"}
+    expected = {wire[k]: v for k, v in identity.items() if v.strip()}
+    assert {k: v for k, v in sent.items() if k in wire.values()} == expected
+    assert sent["url"] == url
+    assert (sent["type"], sent["path"], sent["eventName"]) == ("custom", "/", "e")
+    assert sent["timestamp"] == TIMESTAMP and sent["properties"] == {"p": [1]}
+
+
+def test_track_and_other_calls_keep_their_order_in_one_batch(clients):
+    client, transport = clients()
+    client.track(event_name="first", user_id="u1")
+    client.identify(email="a@x.io", traits={"plan": "pro"})
+    client.track(event_name="second", customer_id="c1")
+    client.customer.paid(customer_id="c1")
+    client.user.activate(user_id="u1")
+    assert client.flush(timeout=5)
+    (request,) = transport.requests
+    sent = assert_valid_body(request.body)["events"]
+    assert [e["type"] for e in sent] == ["custom", "identify", "custom", "billing", "stage"]
+    assert [e.get("eventName") for e in sent if e["type"] == "custom"] == ["first", "second"]
+    assert len({e["uuid"] for e in sent}) == 5
 
 
 def test_a_batch_is_one_request_with_fresh_uuids_and_integer_timestamps(clients):
