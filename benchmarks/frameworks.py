@@ -3,12 +3,20 @@
     python benchmarks/frameworks.py                  # Django, Flask (gunicorn) and FastAPI (uvicorn)
     python benchmarks/frameworks.py --seconds 3 --rounds 5 --only flask
 
-For each framework, two servers run side by side on 127.0.0.1, one worker each: the plain app,
-and the same app with the integration and one request-bound ``track()`` per request
-(``benchmarks/apps/*_hello.py``). A load generator (``wrk`` when installed, else a small
-threaded keep-alive client) hits them in alternating rounds, so machine noise falls on both
-alike; the figures are the medians of the rounds, and the cost is the median of each round's
-own ratio (its two variants ran seconds apart, under the same noise).
+For each framework, servers run side by side on 127.0.0.1, one worker each: the plain app, and
+the same app with the integration and one request-bound ``track()`` per request
+(``benchmarks/apps/*_hello.py``); for FastAPI also the integration's middleware instead of its
+dependency, and a do-nothing dependency (what any ``Depends`` costs FastAPI itself). A load
+generator (``wrk`` when installed, else a small threaded keep-alive client) hits them in
+alternating rounds, so machine noise falls on all alike; the figures are the medians of the
+rounds, and each cost is the median of each round's own ratio against the plain app (the
+variants of a round ran seconds apart, under the same noise).
+
+Two costs per variant: fewer requests per second, and more server CPU time per request (user +
+system time of the server's processes, the outlit worker thread included, over the requests
+served). On a shared VM the first swings with the CPU time stolen by neighbours; the second
+does not count stolen time, so it is the steadier figure of the same cost (a saturated
+one-worker server serves 1 / CPU-per-request requests per second).
 Tracked events go to the local collector in its own process, which checks that they arrived.
 Bar from the issues: at most 5% fewer requests per second (goal: 2%).
 """
@@ -32,23 +40,38 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-FRAMEWORKS = {
+# framework -> (server, {variant: app}); "plain" first, every other variant compared with it.
+FRAMEWORKS: dict[str, tuple[str, dict[str, str]]] = {
     "django": (
         "gunicorn",
-        "benchmarks.apps.django_hello:application_plain",
-        "benchmarks.apps.django_hello:application_outlit",
+        {
+            "plain": "benchmarks.apps.django_hello:application_plain",
+            "outlit": "benchmarks.apps.django_hello:application_outlit",
+        },
     ),
     "flask": (
         "gunicorn",
-        "benchmarks.apps.flask_hello:app_plain",
-        "benchmarks.apps.flask_hello:app_outlit",
+        {
+            "plain": "benchmarks.apps.flask_hello:app_plain",
+            "outlit": "benchmarks.apps.flask_hello:app_outlit",
+        },
     ),
     "fastapi": (
         "uvicorn",
-        "benchmarks.apps.fastapi_hello:app_plain",
-        "benchmarks.apps.fastapi_hello:app_outlit",
+        {
+            "plain": "benchmarks.apps.fastapi_hello:app_plain",
+            "outlit": "benchmarks.apps.fastapi_hello:app_outlit",
+            "outlit-middleware": "benchmarks.apps.fastapi_hello:app_middleware",
+            "empty-depends": "benchmarks.apps.fastapi_hello:app_empty_depends",
+        },
     ),
 }
+VARIANT_NOTES = {
+    "outlit": "Depends(outlit) or the framework's own hook, one track()",
+    "outlit-middleware": "OutlitMiddleware, request.state.outlit, one track()",
+    "empty-depends": "a do-nothing Depends, no outlit: FastAPI's own cost",
+}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def free_port() -> int:
@@ -106,20 +129,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def load_wrk(url: str, seconds: float, connections: int) -> float:
+def load_wrk(url: str, seconds: float, connections: int) -> tuple[float, int]:
+    """(requests per second, requests answered)."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", url],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
     ).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not match:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    if not rate or not count:
         raise RuntimeError(f"unexpected wrk output: {out}")
-    return float(match.group(1))
+    return float(rate.group(1)), int(count.group(1))
 
 
-def load_python(url: str, seconds: float, connections: int) -> float:
+def load_python(url: str, seconds: float, connections: int) -> tuple[float, int]:
     """Threads, each with one keep-alive connection (reconnecting when the server closes)."""
     host, port = url.split("//")[1].strip("/").split(":")
     done = 0
@@ -152,7 +177,39 @@ def load_python(url: str, seconds: float, connections: int) -> float:
         thread.start()
     for thread in threads:
         thread.join()
-    return done / (time.monotonic() - started)
+    return done / (time.monotonic() - started), done
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants so far (Linux /proc; 0 elsewhere).
+
+    Children that exited are not counted: the servers' workers live for the whole run."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return 0.0
+    parents: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as file:
+                # The command name may hold spaces: the fields follow its closing parenthesis.
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(name)] = int(fields[1])
+        times[int(name)] = int(fields[11]) + int(fields[12])
+    family = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in family and child not in family:
+                family.add(child)
+                grew = True
+    return sum(times.get(member, 0) for member in family) / CLOCK_TICKS
 
 
 def collector_counts(url: str) -> tuple[int, int]:
@@ -186,7 +243,7 @@ def main() -> int:
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     collector_url = f"http://127.0.0.1:{collector_port}"
-    results = []
+    results: list[tuple[str, float, float]] = []
     try:
         wait_ready(f"{collector_url}/healthz", collector)
         env = {
@@ -196,42 +253,62 @@ def main() -> int:
             "PYTHONPATH": ROOT,
         }
         for name in args.only or sorted(FRAMEWORKS):
-            server, plain_target, outlit_target = FRAMEWORKS[name]
-            plain_port, outlit_port = free_port(), free_port()
-            plain = start_server(server, plain_target, plain_port, env)
-            tracked = start_server(server, outlit_target, outlit_port, env)
+            server, targets = FRAMEWORKS[name]
+            procs: dict[str, subprocess.Popen[bytes]] = {}
+            urls: dict[str, str] = {}
             before, posts_before = collector_counts(collector_url)
-            samples: dict[str, list[float]] = {"plain": [], "outlit": []}
+            rates: dict[str, list[float]] = {variant: [] for variant in targets}
+            cpu: dict[str, list[float]] = {variant: [] for variant in targets}
             try:
-                urls = {
-                    "plain": f"http://127.0.0.1:{plain_port}/",
-                    "outlit": f"http://127.0.0.1:{outlit_port}/",
-                }
+                for variant, target in targets.items():
+                    port = free_port()
+                    procs[variant] = start_server(server, target, port, env)
+                    urls[variant] = f"http://127.0.0.1:{port}/"
                 for url in urls.values():  # warm-up, not counted
                     load(url, 1.0, args.connections)
                 for round_no in range(args.rounds):
-                    order = ["plain", "outlit"] if round_no % 2 == 0 else ["outlit", "plain"]
+                    order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
                     for variant in order:
-                        samples[variant].append(load(urls[variant], args.seconds, args.connections))
+                        used = cpu_seconds(procs[variant].pid)
+                        rate, answered = load(urls[variant], args.seconds, args.connections)
+                        used = cpu_seconds(procs[variant].pid) - used
+                        rates[variant].append(rate)
+                        cpu[variant].append(used / max(answered, 1) * 1e6)
             finally:
-                stop(plain)
-                stop(tracked)  # SIGTERM: the integration flushes what is queued
+                for proc in procs.values():
+                    stop(proc)  # SIGTERM: the integration flushes what is queued
             time.sleep(0.5)
             stored, posts = collector_counts(collector_url)
             arrived, posts = stored - before, posts - posts_before
-            plain_rps = statistics.median(samples["plain"])
-            outlit_rps = statistics.median(samples["outlit"])
-            # Each round measures both variants back to back, so the two share the machine's
-            # noise of that moment: the cost is the median of the rounds' own ratios.
-            cost = statistics.median(
-                (1 - o / p) * 100 for p, o in zip(samples["plain"], samples["outlit"], strict=True)
-            )
-            results.append((name, server, plain_rps, outlit_rps, cost, arrived))
+            plain_rps = statistics.median(rates["plain"])
+            plain_cpu = statistics.median(cpu["plain"])
             print(
-                f"{name:8s} ({server:8s}) plain {plain_rps:8.0f} req/s   with outlit {outlit_rps:8.0f} req/s"
-                f"   cost {cost:+5.1f}%   events stored {arrived:,} in {posts:,} requests",
+                f"{name} ({server}): plain {plain_rps:,.0f} req/s, {plain_cpu:,.0f} us CPU/request",
                 flush=True,
             )
+            for variant in targets:
+                if variant == "plain":
+                    continue
+                # Each round measures every variant back to back, so they share the machine's
+                # noise of that moment: each cost is the median of the rounds' own ratios.
+                cost = statistics.median(
+                    (1 - o / p) * 100 for p, o in zip(rates["plain"], rates[variant], strict=True)
+                )
+                cpu_cost = statistics.median(
+                    (o / p - 1) * 100 for p, o in zip(cpu["plain"], cpu[variant], strict=True)
+                )
+                extra = statistics.median(
+                    o - p for p, o in zip(cpu["plain"], cpu[variant], strict=True)
+                )
+                if variant.startswith("outlit"):
+                    results.append((f"{name} {variant}", cost, cpu_cost))
+                print(
+                    f"  {variant:18s} {statistics.median(rates[variant]):8,.0f} req/s "
+                    f"{cost:+6.1f}%   CPU/request {extra:+6.1f} us ({cpu_cost:+5.1f}%)   "
+                    f"[{VARIANT_NOTES.get(variant, '')}]",
+                    flush=True,
+                )
+            print(f"  events stored {arrived:,} in {posts:,} requests", flush=True)
         with urllib.request.urlopen(f"{collector_url}/api/stats", timeout=5) as response:
             stats = json.load(response)
         print(
@@ -240,8 +317,12 @@ def main() -> int:
         )
     finally:
         stop(collector)  # type: ignore[arg-type]
-    worst = max((r[4] for r in results), default=0.0)
-    print(f"worst cost: {worst:+.1f}% (bar: 5%, goal: 2%)")
+    worst = max(results, key=lambda r: r[1], default=("-", 0.0, 0.0))
+    worst_cpu = max(results, key=lambda r: r[2], default=("-", 0.0, 0.0))
+    print(
+        f"worst cost: {worst[1]:+.1f}% req/s ({worst[0]}), {worst_cpu[2]:+.1f}% CPU/request "
+        f"({worst_cpu[0]}); bar: 5%, goal: 2%"
+    )
     return 0
 
 

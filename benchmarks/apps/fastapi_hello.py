@@ -7,6 +7,10 @@ uvicorn delivers what is queued on shutdown). Everything else is identical, so t
 in requests per second between the two is the integration's cost. The client batches in the
 background as in production: default flush interval and batch size, no flush per request.
 
+Two more for reference: ``app_middleware`` tracks through ``OutlitMiddleware`` and
+``request.state.outlit`` instead of the dependency, and ``app_empty_depends`` has a dependency
+that does nothing and no outlit at all: what any ``Depends`` costs FastAPI itself.
+
     uvicorn benchmarks.apps.fastapi_hello:app_plain  --port 8001 --no-access-log
     uvicorn benchmarks.apps.fastapi_hello:app_outlit --port 8002 --no-access-log
 
@@ -23,7 +27,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
-from outlit_fastapi import BoundTracker, Outlit
+from outlit_fastapi import BoundTracker, Outlit, OutlitMiddleware
 
 
 def identify(request: Request) -> dict[str, str]:
@@ -50,4 +54,26 @@ async def hello_plain() -> dict[str, str]:
 @app_outlit.get("/")
 async def hello_outlit(tracker: Annotated[BoundTracker, Depends(outlit)]) -> dict[str, str]:
     tracker.track(event_name="hello_served")
+    return {"hello": "world"}
+
+
+app_middleware = FastAPI(lifespan=outlit.lifespan)
+app_middleware.add_middleware(OutlitMiddleware, outlit=outlit)
+
+
+@app_middleware.get("/")
+async def hello_middleware(request: Request) -> dict[str, str]:
+    request.state.outlit.track(event_name="hello_served")
+    return {"hello": "world"}
+
+
+async def nothing() -> None:
+    return None
+
+
+app_empty_depends = FastAPI()
+
+
+@app_empty_depends.get("/")
+async def hello_empty_depends(_: Annotated[None, Depends(nothing)]) -> dict[str, str]:
     return {"hello": "world"}

@@ -29,7 +29,9 @@ def test_package_ships_its_type_marker():
     assert (Path(outlit_fastapi.__file__).parent / "py.typed").is_file()
 
 
-def test_benchmark_apps_answer_alike_and_only_one_tracks(collector: Collector, monkeypatch):
+def test_benchmark_apps_answer_alike_and_only_the_outlit_ones_track(
+    collector: Collector, monkeypatch
+):
     # The lead's benchmark runs uvicorn from the repository root; so does this import.
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     monkeypatch.setenv("OUTLIT_API_HOST", collector.url)
@@ -44,6 +46,14 @@ def test_benchmark_apps_answer_alike_and_only_one_tracks(collector: Collector, m
         (event,) = collector.wait_for_events(1, timeout=5)
         assert (event["eventName"], event["userId"]) == ("hello_served", "bench-user")
         assert collector.requests[-1].public_key == "pk_bench"
+        # The reference variants: the middleware tracks alike, the empty dependency not at all.
+        assert TestClient(hello.app_empty_depends).get("/").json() == {"hello": "world"}
+        with TestClient(hello.app_middleware) as client:
+            assert client.get("/").json() == {"hello": "world"}
+        events = collector.wait_for_events(2, timeout=5)
+        assert [(e["eventName"], e["userId"]) for e in events] == [
+            ("hello_served", "bench-user")
+        ] * 2
     finally:
         hello.outlit.client.shutdown(timeout=2)
         sys.modules.pop("benchmarks.apps.fastapi_hello", None)
