@@ -188,11 +188,16 @@ class Worker:
     # -- draining ----------------------------------------------------------------------
 
     def drain(self, full_only: bool = False) -> bool:
-        """Send until the queue is empty (or, with ``full_only``, while a full batch is
-        waiting); False when a transient failure stopped it."""
+        """Send every event waiting when the drain began (with ``full_only``, none), then
+        full batches while one is waiting; False when a transient failure stopped it.
+
+        Events queued during the drain wait for a full batch (or the next drain): chasing the
+        queue to empty under steady load would send one small request per pacing gap for as
+        long as the load lasts, each costing the app's GIL about as much as a full one."""
         queue = self.queue
         opts = self.options
         with self.send_lock:
+            owed = 0 if full_only else queue.events_waiting()
             while True:
                 queue.release_front_markers()
                 if self.key_rejected:
@@ -204,11 +209,12 @@ class Worker:
                     return True
                 if self.retry_at > _monotonic():
                     return False
-                if full_only and queue.events_waiting() < opts.max_batch_size:
+                if owed <= 0 and queue.events_waiting() < opts.max_batch_size:
                     return True
                 batch, body = self._take(opts.max_batch_size)
                 if not batch:
                     continue
+                owed -= len(batch)
                 self.inflight = len(batch)
                 try:
                     delivered = self._deliver(batch, body)

@@ -124,6 +124,30 @@ def test_queued_events_go_out_by_themselves_after_flush_interval(clients):
     assert client.queue_size == 0
 
 
+def test_steady_load_across_interval_ticks_keeps_batches_full(clients):
+    # A tick sends what was waiting at that moment, then only full batches. A drain that
+    # chased the queue to empty would, with requests taking a few milliseconds, find new
+    # events after every request and send small ones back to back (up to the 100 per second
+    # pacing) for as long as events keep arriving: a cost the app pays on its GIL.
+    def slow(request: Request) -> Response:
+        time.sleep(0.005)
+        return ok(request)
+
+    client, transport = clients(slow, flush_interval=0.1)
+    stop = time.monotonic() + 1.0
+    tracked = 0
+    while time.monotonic() < stop:
+        client.track(event_name=f"e{tracked}", user_id="u1")
+        tracked += 1
+        time.sleep(0.0005)  # a steady ~1,000 to 2,000 events per second
+    sizes = [len(r.json()["events"]) for r in list(transport.requests)]
+    ticks = 11  # at most, in 1 s of 0.1 s intervals
+    assert len(sizes) <= tracked // 100 + ticks + 2, (tracked, sizes)
+    assert client.flush(timeout=5)
+    sent = [n for r in transport.requests for n in names(r)]
+    assert sent == [f"e{i}" for i in range(tracked)]
+
+
 def test_bodies_stay_under_one_megabyte_by_splitting(clients):
     client, transport = clients()
     blob = "x" * 50_000
