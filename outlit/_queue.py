@@ -1,14 +1,14 @@
 """Where events wait: the bounded in-memory queue between callers and the background worker.
 
 Callers append built event dicts, or for ``track()`` the flat tuple that
-:func:`~outlit._events.custom_event` turns into one (``deque.append`` is atomic, so no lock on the
-request path). The worker takes batches from the front: usually a run of events encoded together
-in one call (:meth:`EventQueue.take_events`), else event by event
-(:meth:`EventQueue.take_batch`). A batch
-that failed for a transient reason goes back to the front as per-event bytes, so a retry sends
-the same bytes, ``uuid`` included. Encoded events (a batch put back, or the event that did not fit
-the last body) only ever sit at the front, ahead of every dict. ``flush()`` places a
-:class:`FlushMarker` behind the events it waits for.
+:func:`~outlit._events.custom_event` turns into one (``deque.append`` is atomic, so no lock on
+the request path). The worker takes batches from the front: usually a run of events encoded
+together in one call (:meth:`EventQueue.take_events`), else event by event
+(:meth:`EventQueue.take_batch`). A batch that failed for a transient reason goes back to the
+front as per-event bytes, so a retry sends the same bytes, ``uuid`` included. Encoded events (a
+batch put back, or the event that did not fit the last body) only ever sit at the front, ahead
+of every unencoded event. ``flush()`` places a :class:`FlushMarker` behind the events it waits
+for.
 """
 
 from __future__ import annotations
