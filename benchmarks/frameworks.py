@@ -6,7 +6,8 @@
 For each framework, servers run side by side on 127.0.0.1, one worker each: the plain app, and
 the same app with the integration and one request-bound ``track()`` per request
 (``benchmarks/apps/*_hello.py``); for FastAPI also the integration's middleware instead of its
-dependency, and a do-nothing dependency (what any ``Depends`` costs FastAPI itself). A load
+dependency, and a do-nothing dependency (what any ``Depends`` costs FastAPI itself); for
+Django also a do-nothing middleware (what any middleware costs Django itself). A load
 generator (``wrk`` when installed, else a small threaded keep-alive client) hits them in
 alternating rounds, so machine noise falls on all alike; the figures are the medians of the
 rounds, and each cost is the median of each round's own ratio against the plain app (the
@@ -47,6 +48,7 @@ FRAMEWORKS: dict[str, tuple[str, dict[str, str]]] = {
         {
             "plain": "benchmarks.apps.django_hello:application_plain",
             "outlit": "benchmarks.apps.django_hello:application_outlit",
+            "empty-middleware": "benchmarks.apps.django_hello:application_middleware",
         },
     ),
     "flask": (
@@ -70,6 +72,7 @@ VARIANT_NOTES = {
     "outlit": "Depends(outlit) or the framework's own hook, one track()",
     "outlit-middleware": "OutlitMiddleware, request.state.outlit, one track()",
     "empty-depends": "a do-nothing Depends, no outlit: FastAPI's own cost",
+    "empty-middleware": "a do-nothing middleware, no outlit: Django's own cost",
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -251,6 +254,9 @@ def main() -> int:
             "OUTLIT_API_HOST": collector_url,
             "OUTLIT_PUBLIC_KEY": "pk_bench",
             "PYTHONPATH": ROOT,
+            # The same string hashes in every server: with random seeds, dict layouts (and so
+            # speed) differ from one process to the next, a bias no number of rounds removes.
+            "PYTHONHASHSEED": "0",
         }
         for name in args.only or sorted(FRAMEWORKS):
             server, targets = FRAMEWORKS[name]

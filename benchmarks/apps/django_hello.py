@@ -4,7 +4,8 @@
 same view with ``outlit_django`` installed, ``OutlitMiddleware`` and one ``request.outlit.track``
 per request, its identity filled in by an ``IDENTIFY_USER`` function (the path a real view takes).
 The ASGI twins are ``asgi_plain`` and ``asgi_outlit`` (the latter wrapped in ``OutlitLifespan``,
-as the documentation wires it).
+as the documentation wires it). For reference, ``application_middleware`` is the plain view
+behind one do-nothing middleware and no outlit: what any middleware costs Django itself.
 Serve each with the same server and load generator, side by side::
 
     gunicorn -w 1 -b 127.0.0.1:8001 benchmarks.apps.django_hello:application_plain
@@ -48,6 +49,16 @@ def hello_outlit(request: Any) -> Any:
     return HttpResponse(GREETING, content_type="text/plain")
 
 
+class NothingMiddleware:
+    """Passes every request on: the cost of one middleware layer, without outlit."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        return self.get_response(request)
+
+
 def bench_identity(request: Any) -> dict[str, str]:
     return {"user_id": "bench-user", "customer_domain": "bench.example"}
 
@@ -66,7 +77,7 @@ def _urlconf(name: str, view: Any) -> str:
 
 
 def configure(variant: str) -> None:
-    """Configure Django for ``"plain"`` or ``"outlit"`` (once per process)."""
+    """Configure Django for ``"plain"``, ``"outlit"`` or ``"middleware"`` (once per process)."""
     global _configured
     if _configured == variant:
         return
@@ -85,7 +96,13 @@ def configure(variant: str) -> None:
         "USE_TZ": True,
         "DATABASES": {},
         "INSTALLED_APPS": ["outlit_django"] if with_outlit else [],
-        "MIDDLEWARE": ["outlit_django.middleware.OutlitMiddleware"] if with_outlit else [],
+        "MIDDLEWARE": (
+            ["outlit_django.middleware.OutlitMiddleware"]
+            if with_outlit
+            else [f"{__name__}.NothingMiddleware"]
+            if variant == "middleware"
+            else []
+        ),
         "LOGGING_CONFIG": None,
         "ROOT_URLCONF": _urlconf(f"urls_{variant}", hello_outlit if with_outlit else hello_plain),
     }
@@ -102,7 +119,7 @@ def configure(variant: str) -> None:
 def __getattr__(name: str) -> Any:
     # Looked up by the server (`module:name`); each name configures its variant on first use.
     application: Any
-    if name in ("application_plain", "application_outlit"):
+    if name in ("application_plain", "application_outlit", "application_middleware"):
         configure(name.rsplit("_", 1)[1])
         from django.core.wsgi import get_wsgi_application
 
