@@ -19,6 +19,12 @@ from outlit._cli import main
 PUBLIC_KEY = "pk_test_dev_0123456789"
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A test run started as a background job inherits SIGINT ignored, and so would the server:
+    # give it the default handling a terminal gives, so that Ctrl-C means KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def dev_server() -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     """``python -m outlit dev`` on a free port; yields the process, its URL and what it printed."""
@@ -26,7 +32,12 @@ def dev_server() -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     command = [sys.executable, "-m", "outlit", "dev", "--port", "0", "--memory", "--quiet"]
     # The with-block closes the pipes; the finally makes sure the server is gone first.
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     ) as process:
         try:
             assert process.stdout is not None

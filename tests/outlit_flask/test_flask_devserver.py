@@ -61,6 +61,9 @@ def test_reloader_restart_and_ctrl_c_flush_the_queue(tmp_path):
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # A test run started as a background job inherits SIGINT ignored: give the server
+            # the default handling a terminal gives, so that Ctrl-C means KeyboardInterrupt.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
 
