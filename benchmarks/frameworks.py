@@ -226,6 +226,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one load round")
     parser.add_argument("--rounds", type=int, default=7, help="rounds per variant")
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="fresh server processes this many times, the rounds shared among them",
+    )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", choices=sorted(FRAMEWORKS), action="append")
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
@@ -234,7 +240,8 @@ def main() -> int:
     use_wrk = args.loader == "wrk" or (args.loader == "auto" and shutil.which("wrk"))
     load = load_wrk if use_wrk else load_python
     print(f"load generator: {'wrk' if use_wrk else 'python threads'}, {args.connections} connections, "
-          f"{args.rounds} x {args.seconds:g}s rounds per variant, 1 server worker each")  # fmt: skip
+          f"{args.rounds} x {args.seconds:g}s rounds per variant over {args.restarts} server start(s), "
+          "1 server worker each")  # fmt: skip
 
     collector_port = free_port()
     collector = subprocess.Popen(
@@ -260,29 +267,37 @@ def main() -> int:
         }
         for name in args.only or sorted(FRAMEWORKS):
             server, targets = FRAMEWORKS[name]
-            procs: dict[str, subprocess.Popen[bytes]] = {}
-            urls: dict[str, str] = {}
             before, posts_before = collector_counts(collector_url)
             rates: dict[str, list[float]] = {variant: [] for variant in targets}
             cpu: dict[str, list[float]] = {variant: [] for variant in targets}
-            try:
-                for variant, target in targets.items():
-                    port = free_port()
-                    procs[variant] = start_server(server, target, port, env)
-                    urls[variant] = f"http://127.0.0.1:{port}/"
-                for url in urls.values():  # warm-up, not counted
-                    load(url, 1.0, args.connections)
-                for round_no in range(args.rounds):
-                    order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
-                    for variant in order:
-                        used = cpu_seconds(procs[variant].pid)
-                        rate, answered = load(urls[variant], args.seconds, args.connections)
-                        used = cpu_seconds(procs[variant].pid) - used
-                        rates[variant].append(rate)
-                        cpu[variant].append(used / max(answered, 1) * 1e6)
-            finally:
-                for proc in procs.values():
-                    stop(proc)  # SIGTERM: the integration flushes what is queued
+            sessions = max(1, min(args.restarts, args.rounds))
+            for session in range(sessions):
+                # A server process can run the same code several percent faster or slower than
+                # another (placement, memory layout): with --restarts, each variant gets fresh
+                # processes, started in a rotated order, and the rounds are shared among them.
+                first = session % len(targets)
+                names = list(targets)[first:] + list(targets)[:first]
+                session_rounds = args.rounds // sessions + (session < args.rounds % sessions)
+                procs: dict[str, subprocess.Popen[bytes]] = {}
+                urls: dict[str, str] = {}
+                try:
+                    for variant in names:
+                        port = free_port()
+                        procs[variant] = start_server(server, targets[variant], port, env)
+                        urls[variant] = f"http://127.0.0.1:{port}/"
+                    for url in urls.values():  # warm-up, not counted
+                        load(url, 1.0, args.connections)
+                    for round_no in range(session_rounds):
+                        order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
+                        for variant in order:
+                            used = cpu_seconds(procs[variant].pid)
+                            rate, answered = load(urls[variant], args.seconds, args.connections)
+                            used = cpu_seconds(procs[variant].pid) - used
+                            rates[variant].append(rate)
+                            cpu[variant].append(used / max(answered, 1) * 1e6)
+                finally:
+                    for proc in procs.values():
+                        stop(proc)  # SIGTERM: the integration flushes what is queued
             time.sleep(0.5)
             stored, posts = collector_counts(collector_url)
             arrived, posts = stored - before, posts - posts_before
