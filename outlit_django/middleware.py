@@ -61,11 +61,7 @@ class OutlitMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        # request_tracker(), inlined on this path (one call less on every request).
-        identity = conf.get_settings().identity
-        request.outlit = BoundTracker(  # type: ignore[attr-defined]
-            get_client(), None if identity is None else partial(identity, request)
-        )
+        request.outlit = request_tracker(request)  # type: ignore[attr-defined]
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:

@@ -231,16 +231,9 @@ class _AppHooks:
         return self._anonymous
 
     def bind_tracker(self) -> None:
-        # Runs on every request: new_tracker() inlined, and g set on the object behind the
-        # proxy (setting through the proxy costs more than making the tracker).
-        if self._identify_user:
-            loader = self._extension._identity_loader
-            tracker = BoundTracker(
-                self._client, current_user_identity if loader is None else loader
-            )
-        else:
-            tracker = self._anonymous
-        _current_g().outlit = tracker
+        # Runs on every request: g is set on the object behind the proxy (setting through the
+        # proxy costs more than making the tracker).
+        _current_g().outlit = self.new_tracker()
 
     def connect_login_signals(self, app: Flask) -> None:
         settings = self._settings
