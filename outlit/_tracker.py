@@ -17,8 +17,8 @@ from ._events import BILLING_IDENTITY, IDENTIFY_IDENTITY, STAGE_IDENTITY, TRACK_
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._client import Outlit
-    from ._types import BillingOptions, ServerIdentifyOptions, ServerTrackOptions, StageOptions
+    from ._client import Outlit, Timestamp
+    from ._types import BillingOptions, ServerIdentifyOptions, StageOptions
     from ._worker import FlushResult
 
 logger = logging.getLogger("outlit")
@@ -36,12 +36,14 @@ _UNRESOLVED: Any = object()
 class BoundTracker:
     """Has every tracking method of :class:`~outlit.Outlit`; fills in a default identity."""
 
-    __slots__ = ("_client", "_identity", "_source")
+    __slots__ = ("_client", "_identity", "_ids", "_source")
 
     def __init__(self, client: Outlit, identity: IdentitySource = None) -> None:
         self._client = client
         self._source = identity
         self._identity: Any = _UNRESOLVED
+        # The resolved identity as track()'s five arguments, in TRACK_IDENTITY order.
+        self._ids: Any = None
 
     @property
     def client(self) -> Outlit:
@@ -82,6 +84,14 @@ class BoundTracker:
             for key, value in (found if type(found) is dict else dict(found)).items():
                 if key in _TRACK_KEYS and value is not None and value != "":
                     identity[key] = value
+        get = identity.get
+        self._ids = (
+            get("email"),
+            get("user_id"),
+            get("fingerprint"),
+            get("customer_id"),
+            get("customer_domain"),
+        )
         self._identity = identity
         # Let go of the source (often holding the request, which may hold this tracker).
         self._source = None
@@ -112,14 +122,43 @@ class BoundTracker:
                 kwargs[name] = value
         return kwargs
 
-    def track(self, **kwargs: Unpack[ServerTrackOptions]) -> None:
+    def track(
+        self,
+        *,
+        event_name: str,
+        email: str | None = None,
+        user_id: str | None = None,
+        fingerprint: str | None = None,
+        customer_id: str | None = None,
+        customer_domain: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        timestamp: Timestamp = None,
+    ) -> None:
         """:meth:`Outlit.track`, with the bound identity when the call names none."""
-        if kwargs.keys().isdisjoint(_TRACK_KEYS):
-            # The usual call (no identity field at all): the resolved identity holds only
-            # identity fields with a value, so it can be passed as it is.
-            self._client.track(**kwargs, **self._resolved())
-        else:
-            self._client.track(**self._fill(kwargs, TRACK_IDENTITY))
+        # Spelled out rather than **kwargs: a call that names no identity (the usual one, on
+        # the request path) then costs a comparison per field and one tuple unpacking.
+        if (
+            email is None
+            and user_id is None
+            and fingerprint is None
+            and customer_id is None
+            and customer_domain is None
+        ):
+            ids = self._ids
+            if ids is None:
+                self._resolved()
+                ids = self._ids
+            email, user_id, fingerprint, customer_id, customer_domain = ids
+        self._client.track(
+            event_name=event_name,
+            email=email,
+            user_id=user_id,
+            fingerprint=fingerprint,
+            customer_id=customer_id,
+            customer_domain=customer_domain,
+            properties=properties,
+            timestamp=timestamp,
+        )
 
     def identify(self, **kwargs: Unpack[ServerIdentifyOptions]) -> None:
         """:meth:`Outlit.identify`, with the bound user when the call names no email/user_id.

@@ -17,7 +17,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from outlit import BoundTracker
 
 from . import conf
-from .client import get_client, resolved_options
+from .client import _proxy, get_client, resolved_options
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
@@ -30,12 +30,15 @@ def request_tracker(request: HttpRequest) -> BoundTracker:
     """A tracker for ``request``: the process-wide client, with the request's identity filled
     in by calls that name none (``IDENTIFY_USER``)."""
     identity = conf.get_settings().identity
+    client = _proxy._client  # get_client() without the call, once the client exists
+    if client is None:
+        client = get_client()
     # What client.bind() returns, built directly: bind() imports BoundTracker on every call,
     # which costs more than the rest of this function.
     if identity is None:
-        return BoundTracker(get_client(), None)
+        return BoundTracker(client, None)
     # The identity is looked up only if a call needs it.
-    return BoundTracker(get_client(), partial(identity, request))
+    return BoundTracker(client, partial(identity, request))
 
 
 class OutlitMiddleware:
@@ -78,7 +81,11 @@ class OutlitMiddleware:
     ) -> None:
         # An async view under WSGI runs inside an event loop, where Django refuses the
         # database query that loading request.user may need. Load the user now, in sync code.
-        if _is_async_view(view_func) and conf.get_settings().identity is not None:
+        try:
+            is_async = _async_views[view_func]  # _is_async_view(), without the call once known
+        except (KeyError, TypeError):
+            is_async = _is_async_view(view_func)
+        if is_async and conf.get_settings().identity is not None:
             user = getattr(request, "user", None)
             if user is not None:
                 _ = user.is_authenticated
