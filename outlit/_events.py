@@ -17,7 +17,7 @@ encoding. A timestamp given by the caller is converted to int milliseconds here.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ._exceptions import InvalidEventError
 
@@ -47,17 +47,27 @@ if TYPE_CHECKING:
     ]
 
 
-def custom_event(item: CustomEvent) -> dict[str, Any]:
-    """The wire dict of an event ``track()`` queued as a tuple (run by the worker)."""
+# The keys every custom event starts with, in wire order. Copying this dict is cheaper than
+# building one (its table already has room for every optional key: no resize).
+_CUSTOM_TEMPLATE: dict[str, Any] = {
+    "type": "custom",
+    "timestamp": 0,
+    "url": "",
+    "path": "/",
+    "eventName": "",
+    "uuid": "",
+}
+
+
+def custom_event(item: CustomEvent, uuid: str) -> dict[str, Any]:
+    """The wire dict of an event ``track()`` queued as a tuple, with its ``uuid`` and integer
+    millisecond timestamp: ready to encode (run by the worker)."""
     event_name, email, user_id, fingerprint, customer_id, customer_domain, properties, ts = item
-    first = email or user_id or customer_domain or customer_id or fingerprint
-    event: dict[str, Any] = {
-        "type": "custom",
-        "timestamp": ts,
-        "url": f"server://{first}",
-        "path": "/",
-        "eventName": event_name,
-    }
+    event = _CUSTOM_TEMPLATE.copy()
+    event["timestamp"] = int(ts * 1000) if type(ts) is float else ts
+    event["url"] = f"server://{email or user_id or customer_domain or customer_id or fingerprint}"
+    event["eventName"] = event_name
+    event["uuid"] = uuid
     if email and not email.isspace():
         event["email"] = email
     if user_id and not user_id.isspace():
@@ -70,6 +80,17 @@ def custom_event(item: CustomEvent) -> dict[str, Any]:
         event["customerDomain"] = customer_domain
     if properties is not None:
         event["properties"] = properties
+    return event
+
+
+def stamp_event(event: dict[str, Any], next_uuid: Callable[[], str]) -> dict[str, Any]:
+    """Make a queued event dict ready to encode: int millisecond timestamp, and a ``uuid``
+    unless it has one (a retry keeps its own). Run by the worker."""
+    timestamp = event["timestamp"]
+    if type(timestamp) is float:
+        event["timestamp"] = int(timestamp * 1000)
+    if "uuid" not in event:
+        event["uuid"] = next_uuid()
     return event
 
 

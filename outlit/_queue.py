@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._events import custom_event
+from ._events import custom_event, stamp_event
 
 # The body is {"source":"server","events":[e1,e2,...]}: this many bytes beside the events.
 BODY_PREFIX = b'{"source":"server","events":['
@@ -83,9 +83,10 @@ class EventQueue(deque):  # type: ignore[type-arg]
                 discarded += 1
         return discarded
 
-    def take_events(self, max_events: int) -> list[dict[str, Any]]:
-        """Pop up to ``max_events`` events from the front as dicts, stopping before anything
-        else (a flush marker, an encoded event)."""
+    def take_events(self, max_events: int, next_uuid: Callable[[], str]) -> list[dict[str, Any]]:
+        """Pop up to ``max_events`` events from the front as wire dicts ready to encode (uuid
+        from ``next_uuid`` when they have none, int timestamp), stopping before anything else
+        (a flush marker, an encoded event)."""
         events: list[dict[str, Any]] = []
         append = events.append
         popleft = self.popleft
@@ -94,9 +95,9 @@ class EventQueue(deque):  # type: ignore[type-arg]
                 item = popleft()
                 kind = type(item)
                 if kind is tuple:
-                    append(custom_event(item))
+                    append(custom_event(item, next_uuid()))
                 elif kind is dict:
-                    append(item)
+                    append(stamp_event(item, next_uuid))
                 else:
                     self.appendleft(item)
                     break
@@ -109,23 +110,31 @@ class EventQueue(deque):  # type: ignore[type-arg]
         max_events: int,
         max_bytes: int,
         encode: Callable[[dict[str, Any]], bytes | None],
+        next_uuid: Callable[[], str],
     ) -> list[bytes]:
         """Pop up to ``max_events`` encoded events whose body fits ``max_bytes``.
 
-        Stops at a flush marker. ``encode`` turns a dict into bytes, or returns None when the
-        event cannot be sent (it then counts and logs the drop itself).
+        Stops at a flush marker. ``encode`` turns a wire dict (made ready to encode as in
+        :meth:`take_events`) into bytes, or returns None when the event cannot be sent (it then
+        counts and logs the drop itself).
         """
         batch: list[bytes] = []
         size = BODY_OVERHEAD
         while self and len(batch) < max_events:
             item = self.popleft()
-            if type(item) is FlushMarker:
+            kind = type(item)
+            if kind is FlushMarker:
                 self.appendleft(item)
                 break
-            kind = type(item)
-            if kind is tuple:
-                item = custom_event(item)
-            encoded = item if kind is bytes else encode(item)
+            if kind is bytes:
+                encoded: bytes | None = item
+            else:
+                event = (
+                    custom_event(item, next_uuid())
+                    if kind is tuple
+                    else stamp_event(item, next_uuid)
+                )
+                encoded = encode(event)
             if encoded is None:
                 continue
             added = len(encoded) + (1 if batch else 0)

@@ -243,25 +243,21 @@ class Worker:
         """
         queue = self.queue
         if queue and type(queue[0]) in _UNENCODED:
-            events = queue.take_events(max_events)
-            uuids = self._uuids
-            if len(uuids) < len(events):
-                uuids += new_uuids(max(_UUIDS_AT_ONCE, max_events))
-            next_uuid = uuids.pop
-            for event in events:
-                timestamp = event["timestamp"]
-                if type(timestamp) is float:
-                    # Default timestamps are float seconds, taken on the caller's thread.
-                    event["timestamp"] = int(timestamp * 1000)
-                if "uuid" not in event:
-                    event["uuid"] = next_uuid()
+            if len(self._uuids) < max_events:
+                self._uuids += new_uuids(max(_UUIDS_AT_ONCE, max_events))
+            events = queue.take_events(max_events, self._uuids.pop)
             body = encode_body(events)
             if body is not None and len(body) <= MAX_BODY_BYTES:
                 return events, body
             # Back to the front, uuids kept; encoded one by one below (warnings, size limit).
             queue.requeue(events)
-        batch = queue.take_batch(max_events, MAX_BODY_BYTES, self._encode)
+        batch = queue.take_batch(max_events, MAX_BODY_BYTES, self._encode, self._next_uuid)
         return batch, build_body(batch)
+
+    def _next_uuid(self) -> str:
+        if not self._uuids:
+            self._uuids = new_uuids(_UUIDS_AT_ONCE)
+        return self._uuids.pop()
 
     def _as_bytes(self, part: list[Any]) -> list[bytes]:
         """Per-event bytes for a batch that must be split or requeued."""
@@ -271,14 +267,8 @@ class Worker:
         return [e for e in encoded if e is not None]
 
     def _encode(self, event: dict[str, Any]) -> bytes | None:
-        timestamp = event["timestamp"]
-        if type(timestamp) is float:
-            # Default timestamps are taken as float seconds on the caller's thread (cheaper).
-            event["timestamp"] = int(timestamp * 1000)
-        if "uuid" not in event:
-            if not self._uuids:
-                self._uuids = new_uuids(_UUIDS_AT_ONCE)
-            event["uuid"] = self._uuids.pop()
+        """JSON bytes of a wire dict ready to encode (see ``stamp_event``), or None when it
+        cannot be sent (counted and logged here)."""
         try:
             encoded = encode_event(event)
         except Exception:  # encode_event is built not to raise; losing the batch would be worse

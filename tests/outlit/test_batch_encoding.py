@@ -11,12 +11,13 @@ import datetime as dt
 import decimal
 import enum
 import functools
+import itertools
 import logging
 import math
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -199,83 +200,104 @@ def test_new_uuids_use_every_digit_in_every_random_position():
 # -- the queue -------------------------------------------------------------------------------
 
 
+def _ids() -> Callable[[], str]:
+    """A stand-in uuid source: "id-1", "id-2"... in the order they are asked for."""
+    count = itertools.count(1)
+    return lambda: f"id-{next(count)}"
+
+
 def test_take_events_stops_at_a_flush_marker_and_leaves_it_in_place():
     queue = EventQueue()
-    first, second, third = {"n": 1}, {"n": 2}, {"n": 3}
+    first, second, third = {"n": 1, "timestamp": 1}, {"n": 2, "timestamp": 2}, {"n": 3}
     marker = FlushMarker()
     queue.extend([first, second])
     queue.add_marker(marker)
     queue.append(third)
-    assert queue.take_events(10) == [first, second]
+    assert queue.take_events(10, _ids()) == [first, second]
     assert list(queue) == [marker, third]
-    assert queue.take_events(10) == []
+    assert queue.take_events(10, _ids()) == []
     assert list(queue) == [marker, third]
 
 
 def test_take_events_stops_at_encoded_events_and_respects_the_count():
     queue = EventQueue()
     queue.append(b'{"n":0}')
-    queue.extend({"n": i} for i in range(1, 6))
-    assert queue.take_events(10) == []
+    queue.extend({"n": i, "timestamp": i} for i in range(1, 6))
+    assert queue.take_events(10, _ids()) == []
     assert queue.popleft() == b'{"n":0}'
-    assert [e["n"] for e in queue.take_events(3)] == [1, 2, 3]
+    assert [e["n"] for e in queue.take_events(3, _ids())] == [1, 2, 3]
     assert [e["n"] for e in queue] == [4, 5]
 
 
 def test_take_events_turns_queued_track_tuples_into_wire_dicts_in_order():
-    # track() queues a flat tuple; other calls queue dicts. Both come out as dicts, in order.
+    # track() queues a flat tuple; other calls queue dicts. Both come out as wire dicts ready
+    # to encode, in order: a uuid each (a dict keeps the one it has), int milliseconds.
     queue = EventQueue()
-    identify = {"type": "identify", "n": 1}
+    identify = {"type": "identify", "n": 1, "timestamp": 2.25}
+    retried = {"type": "identify", "n": 2, "timestamp": 5, "uuid": "kept"}
     queue.append(("e0", "a@x.io", None, None, None, None, {"k": 1}, 1.5))
     queue.append(identify)
     queue.append(("e2", None, "u2", "fp", "c2", "c2.io", None, 7))
+    queue.append(retried)
     queue.append(b'{"n":3}')
-    taken = queue.take_events(10)
+    taken = queue.take_events(10, _ids())
     assert taken == [
         {
             "type": "custom",
-            "timestamp": 1.5,
+            "timestamp": 1500,
             "url": "server://a@x.io",
             "path": "/",
             "eventName": "e0",
+            "uuid": "id-1",
             "email": "a@x.io",
             "properties": {"k": 1},
         },
-        identify,
+        {"type": "identify", "n": 1, "timestamp": 2250, "uuid": "id-2"},
         {
             "type": "custom",
             "timestamp": 7,
             "url": "server://u2",
             "path": "/",
             "eventName": "e2",
+            "uuid": "id-3",
             "userId": "u2",
             "fingerprint": "fp",
             "customerId": "c2",
             "customerDomain": "c2.io",
         },
+        {"type": "identify", "n": 2, "timestamp": 5, "uuid": "kept"},
     ]
+    assert taken[1] is identify
     assert list(queue) == [b'{"n":3}']
 
 
 def test_take_batch_encodes_queued_track_tuples_too():
     queue = EventQueue()
     queue.append(("e0", None, None, None, "c1", None, None, TIMESTAMP))
+    queue.append({"type": "identify", "email": "a@x.io", "timestamp": 1.25})
     seen: list[dict[str, Any]] = []
 
     def encode(item: dict[str, Any]) -> bytes:
         seen.append(item)
         return encode_event(item)
 
-    (encoded,) = queue.take_batch(10, 10_000, encode)
-    assert strict_json(encoded) == {
+    (custom, identify) = queue.take_batch(10, 10_000, encode, _ids())
+    assert strict_json(custom) == {
         "type": "custom",
         "timestamp": TIMESTAMP,
         "url": "server://c1",
         "path": "/",
         "eventName": "e0",
+        "uuid": "id-1",
         "customerId": "c1",
     }
-    assert type(seen[0]) is dict
+    assert strict_json(identify) == {
+        "type": "identify",
+        "email": "a@x.io",
+        "timestamp": 1250,
+        "uuid": "id-2",
+    }
+    assert [type(item) for item in seen] == [dict, dict]
 
 
 # -- through the worker ----------------------------------------------------------------------
