@@ -52,6 +52,12 @@ class OutlitMiddleware:
         if identify is None:
             # client.bind(), built directly (as in Outlit.__call__) to save its import.
             tracker = BoundTracker(outlit.client, functools.partial(_scope_identity, scope))
+        elif outlit._identify_is_plain:
+            # Called by the tracker only if a call needs the identity: the request object too
+            # is made only then.
+            tracker = BoundTracker(
+                outlit.client, functools.partial(_identify_from_scope, identify, scope)
+            )
         else:
             # No receive channel: an identify function must not consume the request body
             # before the app reads it.
@@ -74,6 +80,12 @@ class OutlitMiddleware:
                 # The app returns after its last `http.response.body` message (and its
                 # background tasks): the client already has the response when this wait starts.
                 await outlit.flush_queued()
+
+
+def _identify_from_scope(identify: Any, scope: Scope) -> Any:
+    # A request without a receive channel: an identify function must not consume the request
+    # body before the app reads it.
+    return _identify_lazily(identify, Request(scope))
 
 
 def _user_source(scope: Scope) -> IdentitySource:
