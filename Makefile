@@ -45,7 +45,9 @@ bench: $(STAMP)
 		|| echo "wrk not installed: benchmarks/frameworks.py falls back to its Python load generator"; }
 	$(BIN)/python benchmarks/track_overhead.py
 	$(BIN)/python benchmarks/collector_throughput.py
-	$(BIN)/python benchmarks/frameworks.py
+	$(BIN)/python benchmarks/frameworks.py --pin
+	@command -v valgrind >/dev/null 2>&1 && $(BIN)/python benchmarks/instructions.py \
+		|| echo "valgrind not installed: skipping benchmarks/instructions.py"
 
 tox: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check tox

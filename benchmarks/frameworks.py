@@ -18,7 +18,13 @@ system time of the server's processes, the outlit worker thread included, over t
 served). On a shared VM the first swings with the CPU time stolen by neighbours; the second
 does not count stolen time, so it is the steadier figure of the same cost (a saturated
 one-worker server serves 1 / CPU-per-request requests per second).
-Tracked events go to the local collector in its own process, which checks that they arrived.
+Tracked events go, in its own process, to benchmarks/sink.py (default), which counts them and
+notices duplicates at a fraction of the collector's CPU (on two cores, the receiver's CPU is
+taken from the server under test; in production it is the service's), or to the local
+collector with ``--receiver collector``. ``--pin`` gives the servers CPU 0 to themselves and
+puts the load generator and the receiver on CPU 1 (taskset), which steadies the figures.
+benchmarks/instructions.py counts the same servers' instructions per request under valgrind:
+a figure that does not move with the machine's noise.
 Bar from the issues: at most 5% fewer requests per second (goal: 2%).
 """
 
@@ -98,8 +104,16 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 def start_server(
-    server: str, target: str, port: int, env: dict[str, str]
+    server: str,
+    target: str,
+    port: int,
+    env: dict[str, str],
+    prefix: list[str] | None = None,
+    ready_timeout: float = 30,
 ) -> subprocess.Popen[bytes]:
+    """``server`` serving ``target`` on 127.0.0.1:``port``, one worker, answering.
+
+    ``prefix`` runs it under another command (benchmarks/instructions.py: valgrind)."""
     if server == "gunicorn":
         # Each server its own control socket: recent gunicorn shares one default path.
         control = os.path.join(tempfile.gettempdir(), f"outlit-bench-gunicorn-{port}.ctl")
@@ -111,15 +125,25 @@ def start_server(
             ).stdout
         ):
             args[3:3] = ["--control-socket", control]
+        if prefix and prefix[0] == "valgrind":
+            args[3:3] = ["--timeout", "0"]  # slowed down: no heartbeat deadline
     else:
         args = [
             sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
     proc = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*(prefix or []), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    wait_ready(f"http://127.0.0.1:{port}/", proc)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", proc, ready_timeout)
+    except BaseException:
+        stop(proc)
+        raise
     return proc
 
 
@@ -132,10 +156,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+# --pin: the server under test gets CPU 0 to itself; the load generator and the receiver of
+# the events share CPU 1 (set in main()).
+SERVER_CPU: list[str] = []
+CLIENT_CPU: list[str] = []
+
+
 def load_wrk(url: str, seconds: float, connections: int) -> tuple[float, int]:
     """(requests per second, requests answered)."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", url],
+        [*CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", url],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -215,6 +245,44 @@ def cpu_seconds(pid: int) -> float:
     return sum(times.get(member, 0) for member in family) / CLOCK_TICKS
 
 
+def start_collector(receiver: str = "collector") -> tuple[subprocess.Popen[bytes], str]:
+    """The events' receiver in its own process on a free loopback port, ready: (process, url).
+
+    ``"collector"`` is the local collector (validates and stores every event); ``"sink"`` is
+    benchmarks/sink.py, which only counts them, for a fraction of the collector's CPU."""
+    port = free_port()
+    if receiver == "sink":
+        command = [sys.executable, os.path.join(ROOT, "benchmarks", "sink.py"), "--port", str(port)]
+    else:
+        command = [
+            sys.executable, "-c",
+            "import sys; from outlit._collector.server import main; sys.exit(main(sys.argv[1:]))",
+            "--port", str(port), "--memory", "--quiet",
+        ]  # fmt: skip
+    collector = subprocess.Popen(
+        [*CLIENT_CPU, *command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{url}/healthz", collector)
+    except BaseException:
+        stop(collector)
+        raise
+    return collector, url
+
+
+def server_env(collector_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "OUTLIT_API_HOST": collector_url,
+        "OUTLIT_PUBLIC_KEY": "pk_bench",
+        "PYTHONPATH": ROOT,
+        # The same string hashes in every server: with random seeds, dict layouts (and so
+        # speed) differ from one process to the next, a bias no number of rounds removes.
+        "PYTHONHASHSEED": "0",
+    }
+
+
 def collector_counts(url: str) -> tuple[int, int]:
     """(events stored, ingest requests) so far."""
     with urllib.request.urlopen(f"{url}/api/stats", timeout=5) as response:
@@ -235,7 +303,23 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", choices=sorted(FRAMEWORKS), action="append")
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--receiver",
+        choices=["sink", "collector"],
+        default="sink",
+        help="where events go: benchmarks/sink.py (counts them; default) or the local collector",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the servers to CPU 0 and the load generator and receiver to CPU 1 (taskset)",
+    )
     args = parser.parse_args()
+    if args.pin:
+        if not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
+            parser.error("--pin needs taskset and at least two CPUs")
+        SERVER_CPU[:] = ["taskset", "-c", "0"]
+        CLIENT_CPU[:] = ["taskset", "-c", "1"]
 
     use_wrk = args.loader == "wrk" or (args.loader == "auto" and shutil.which("wrk"))
     load = load_wrk if use_wrk else load_python
@@ -243,28 +327,11 @@ def main() -> int:
           f"{args.rounds} x {args.seconds:g}s rounds per variant over {args.restarts} server start(s), "
           "1 server worker each")  # fmt: skip
 
-    collector_port = free_port()
-    collector = subprocess.Popen(
-        [
-            sys.executable, "-c",
-            "import sys; from outlit._collector.server import main; sys.exit(main(sys.argv[1:]))",
-            "--port", str(collector_port), "--memory", "--quiet",
-        ],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    collector_url = f"http://127.0.0.1:{collector_port}"
+    collector, collector_url = start_collector(args.receiver)
+    print(f"events go to the {args.receiver} on {collector_url}")
     results: list[tuple[str, float, float]] = []
     try:
-        wait_ready(f"{collector_url}/healthz", collector)
-        env = {
-            **os.environ,
-            "OUTLIT_API_HOST": collector_url,
-            "OUTLIT_PUBLIC_KEY": "pk_bench",
-            "PYTHONPATH": ROOT,
-            # The same string hashes in every server: with random seeds, dict layouts (and so
-            # speed) differ from one process to the next, a bias no number of rounds removes.
-            "PYTHONHASHSEED": "0",
-        }
+        env = server_env(collector_url)
         for name in args.only or sorted(FRAMEWORKS):
             server, targets = FRAMEWORKS[name]
             before, posts_before = collector_counts(collector_url)
@@ -283,7 +350,9 @@ def main() -> int:
                 try:
                     for variant in names:
                         port = free_port()
-                        procs[variant] = start_server(server, targets[variant], port, env)
+                        procs[variant] = start_server(
+                            server, targets[variant], port, env, prefix=SERVER_CPU
+                        )
                         urls[variant] = f"http://127.0.0.1:{port}/"
                     for url in urls.values():  # warm-up, not counted
                         load(url, 1.0, args.connections)
@@ -333,11 +402,11 @@ def main() -> int:
         with urllib.request.urlopen(f"{collector_url}/api/stats", timeout=5) as response:
             stats = json.load(response)
         print(
-            f"collector: {stats['duplicates']} duplicates, {stats['rate_limited']} rate-limited, "
+            f"{args.receiver}: {stats['duplicates']} duplicates, {stats['rate_limited']} rate-limited, "
             f"{stats['events_rejected']} rejected"
         )
     finally:
-        stop(collector)  # type: ignore[arg-type]
+        stop(collector)
     worst = max(results, key=lambda r: r[1], default=("-", 0.0, 0.0))
     worst_cpu = max(results, key=lambda r: r[2], default=("-", 0.0, 0.0))
     print(

@@ -1,0 +1,152 @@
+"""CPU instructions per request of each hello-world server, with and without each integration.
+
+    python benchmarks/instructions.py                 # every framework and variant
+    python benchmarks/instructions.py --only flask --requests 500 2500
+
+The same servers and apps as ``benchmarks/frameworks.py`` (gunicorn or uvicorn, one worker,
+``benchmarks/apps/*_hello.py``), each run under valgrind's cachegrind, which counts the
+instructions the server executes in user space: the web server, the framework, the app and
+outlit's background worker thread (which sends the events to the local collector in its own
+process, as in production). Each variant is started twice, answers a different number of
+requests from one sequential client, and is stopped; the difference between the two counts,
+divided by the difference in requests, is what one more request costs. Start-up, warm-up and
+shutdown cancel out.
+
+Unlike requests per second on a shared machine, the count barely moves between runs (a few
+hundred instructions in a million) and is the same however busy the machine is, so a 2% cost
+is visible as 2%. What it leaves out: time in the kernel (the same for every variant: the same
+sockets, one more connection per 100 events for outlit) and the cost of cache misses. Needs
+valgrind (``apt-get install valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# A sibling script, not a package: found through the sys.path entry above.
+from frameworks import (
+    FRAMEWORKS,
+    VARIANT_NOTES,
+    free_port,
+    server_env,
+    start_collector,
+    start_server,
+    stop,
+)
+
+
+def send_requests(port: int, count: int) -> None:
+    """``count`` GET / one after another, on a kept-alive connection when the server keeps it."""
+    conn: http.client.HTTPConnection | None = None
+    for _ in range(count):
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"server answered {response.status}")
+        if response.will_close:
+            conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+
+
+def count_instructions(server: str, target: str, requests: int, env: dict[str, str]) -> int:
+    """Instructions executed by the server process that answered ``requests`` requests, from
+    start to exit (gunicorn: its worker, not the arbiter, whose count depends on time)."""
+    with tempfile.TemporaryDirectory(prefix="outlit-cachegrind-") as out:
+        prefix = [
+            "valgrind", "--tool=cachegrind", "--cache-sim=no",
+            f"--cachegrind-out-file={out}/cg.%p",
+        ]  # fmt: skip
+        port = free_port()
+        proc = start_server(server, target, port, env, prefix=prefix, ready_timeout=300)
+        try:
+            send_requests(port, requests)
+        finally:
+            proc.terminate()  # SIGTERM: the integration flushes what is queued, as in production
+            try:
+                proc.wait(300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        totals = []
+        for path in glob.glob(f"{out}/cg.*"):
+            with open(path) as file:
+                found = re.search(r"^summary:\s+(\d+)", file.read(), re.M)
+            if found:
+                totals.append(int(found.group(1)))
+        if not totals:
+            raise RuntimeError(f"cachegrind wrote no counts for {target}")
+        # The process that served the requests executed by far the most instructions.
+        return max(totals)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(FRAMEWORKS), action="append")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        nargs=2,
+        default=(500, 2500),
+        metavar=("FEW", "MANY"),
+        help="requests in the two runs of each variant (default: 500 2500)",
+    )
+    args = parser.parse_args()
+    few, many = args.requests
+    if not 0 < few < many:
+        parser.error("--requests needs 0 < FEW < MANY")
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind): nothing measured")
+        return 2
+
+    print(
+        f"user-space instructions per request, from runs of {few:,} and {many:,} sequential "
+        "requests under cachegrind (one server worker)"
+    )
+    collector, collector_url = start_collector()
+    results: list[tuple[str, float]] = []
+    try:
+        env = server_env(collector_url)
+        for name in args.only or sorted(FRAMEWORKS):
+            server, targets = FRAMEWORKS[name]
+            per_request: dict[str, float] = {}
+            for variant, target in targets.items():
+                low = count_instructions(server, target, few, env)
+                high = count_instructions(server, target, many, env)
+                per_request[variant] = (high - low) / (many - few)
+            plain = per_request["plain"]
+            print(f"{name} ({server}): plain {plain:,.0f} instructions/request", flush=True)
+            for variant, count in per_request.items():
+                if variant == "plain":
+                    continue
+                cost = (count / plain - 1) * 100
+                if variant.startswith("outlit"):
+                    results.append((f"{name} {variant}", cost))
+                print(
+                    f"  {variant:18s} {count:11,.0f}  {count - plain:+9,.0f} ({cost:+5.1f}%)   "
+                    f"[{VARIANT_NOTES.get(variant, '')}]",
+                    flush=True,
+                )
+    finally:
+        stop(collector)
+    worst = max(results, key=lambda r: r[1], default=("-", 0.0))
+    print(f"largest cost: {worst[1]:+.1f}% instructions per request ({worst[0]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

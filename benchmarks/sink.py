@@ -1,0 +1,95 @@
+"""A minimal loopback ingest endpoint for the framework benchmarks: it counts and answers.
+
+    python benchmarks/sink.py --port 8799
+
+Accepts any ``POST`` as an Outlit batch and answers ``200 {"success":true,"processed":N}``;
+it counts the events and requests and notices a ``uuid`` seen twice, and serves those counts
+on ``GET /api/stats`` (the same names as the local collector's) and ``GET /healthz``. It does not
+validate or store anything: the collector (``outlit dev``) does that, at several microseconds
+per event. On a two-core machine that runs the server and the load generator too, the
+collector's CPU would be charged to the server under test; this sink's share is a fraction
+of that, closer to a remote service, which costs the app nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+UUID = re.compile(rb'"uuid":"([^"]+)"')
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events = 0
+        self.requests = 0
+        self.duplicates = 0
+        self.seen: set[bytes] = set()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's transport expects
+    counts = Counts()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        uuids = UUID.findall(body)
+        counts = self.counts
+        with counts.lock:
+            before = len(counts.seen)
+            counts.seen.update(uuids)
+            counts.duplicates += len(uuids) - (len(counts.seen) - before)
+            counts.events += len(uuids)
+            counts.requests += 1
+        self._answer(b'{"success":true,"processed":%d}' % len(uuids))
+
+    def do_GET(self) -> None:
+        if self.path == "/api/stats":
+            counts = self.counts
+            with counts.lock:
+                stats = {
+                    "events_stored": counts.events,
+                    "ingest_requests": counts.requests,
+                    "duplicates": counts.duplicates,
+                    "rate_limited": 0,
+                    "events_rejected": 0,
+                }
+            self._answer(json.dumps(stats).encode())
+        elif self.path == "/healthz":
+            self._answer(b'{"ok":true}')
+        else:
+            self.send_error(404)
+
+    def _answer(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
