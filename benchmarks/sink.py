@@ -20,7 +20,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-UUID = re.compile(rb'"uuid":"([^"]+)"')
+UUID = re.compile(rb'"uuid"\s*:\s*"([^"]+)"')
 
 
 class Counts:
