@@ -72,7 +72,10 @@ class OutlitMiddleware:
             # The scope's state holds the tracker, and a lazy identity source holds the scope:
             # a reference cycle that only the garbage collector frees. Once the app is done, a
             # source not used yet is swapped for one that holds what it needs, not the scope.
-            if identify is None:
+            # (A tracked request has used its source already: nothing to swap.)
+            if tracker._source is None:
+                pass
+            elif identify is None:
                 tracker._replace_source(lambda: _user_source(scope))
             elif outlit._identify_is_plain:
                 tracker._replace_source(lambda: _detached_source(identify, scope, tracker))
