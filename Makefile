@@ -49,9 +49,10 @@ bench: $(STAMP)
 	@command -v valgrind >/dev/null 2>&1 && $(BIN)/python benchmarks/instructions.py \
 		|| echo "valgrind not installed: skipping benchmarks/instructions.py"
 
+# tox finds python3.10 ... python3.13 on PATH; pyenv's installed versions are put there too.
 tox: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check tox
-	$(BIN)/tox run-parallel
+	PATH="$$(ls -d $$HOME/.pyenv/versions/3.1[0-3]*/bin 2>/dev/null | tr '\n' ':')$$PATH" $(BIN)/tox run-parallel
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .outlit
