@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 
 # The keys every custom event starts with, in wire order. Copying this dict is cheaper than
-# building one (its table already has room for every optional key: no resize).
+# building one, and its table has room for four more keys (identities and properties) before
+# it must grow.
 _CUSTOM_TEMPLATE: dict[str, Any] = {
     "type": "custom",
     "timestamp": 0,

@@ -243,8 +243,7 @@ class Worker:
         """
         queue = self.queue
         if queue and type(queue[0]) in _UNENCODED:
-            if len(self._uuids) < max_events:
-                self._uuids += new_uuids(max(_UUIDS_AT_ONCE, max_events))
+            self._ensure_uuids(max_events)
             events = queue.take_events(max_events, self._uuids.pop)
             body = encode_body(events)
             if body is not None and len(body) <= MAX_BODY_BYTES:
@@ -254,9 +253,13 @@ class Worker:
         batch = queue.take_batch(max_events, MAX_BODY_BYTES, self._encode, self._next_uuid)
         return batch, build_body(batch)
 
+    def _ensure_uuids(self, count: int) -> None:
+        """At least ``count`` fresh uuids in ``_uuids`` (made in bulk: see new_uuids)."""
+        if len(self._uuids) < count:
+            self._uuids += new_uuids(max(_UUIDS_AT_ONCE, count))
+
     def _next_uuid(self) -> str:
-        if not self._uuids:
-            self._uuids = new_uuids(_UUIDS_AT_ONCE)
+        self._ensure_uuids(1)
         return self._uuids.pop()
 
     def _as_bytes(self, part: list[Any]) -> list[bytes]:

@@ -100,7 +100,11 @@ class OutlitMiddleware:
     ) -> None:
         # Same for an async view under ASGI, with Django's async user lookup. Sync views run
         # in a thread, where the lazy request.user works as it is.
-        if _is_async_view(view_func) and conf.get_settings().identity is not None:
+        try:
+            is_async = _async_views[view_func]  # _is_async_view(), without the call once known
+        except (KeyError, TypeError):
+            is_async = _is_async_view(view_func)
+        if is_async and conf.get_settings().identity is not None:
             auser = getattr(request, "auser", None)
             if auser is not None:
                 # Assigned as login() does, so request.user and the identity function see it.

@@ -53,8 +53,8 @@ class OutlitMiddleware:
             # client.bind(), built directly (as in Outlit.__call__) to save its import.
             tracker = BoundTracker(outlit.client, functools.partial(_scope_identity, scope))
         elif outlit._identify_is_plain:
-            # Called by the tracker only if a call needs the identity: the request object too
-            # is made only then.
+            # Called by the tracker only if a call needs the identity; the request it is given
+            # is made only then (see _identify_from_scope).
             tracker = BoundTracker(
                 outlit.client, functools.partial(_identify_from_scope, identify, scope)
             )
@@ -72,9 +72,8 @@ class OutlitMiddleware:
             # The scope's state holds the tracker, and a lazy identity source holds the scope:
             # a reference cycle that only the garbage collector frees. Once the app is done, a
             # source not used yet is swapped for one that holds what it needs, not the scope.
-            # (A tracked request has used its source already: nothing to swap.)
             if tracker._source is None:
-                pass
+                pass  # the identity was looked up during the request: nothing holds the scope
             elif identify is None:
                 tracker._replace_source(lambda: _user_source(scope))
             elif outlit._identify_is_plain:

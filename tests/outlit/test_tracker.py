@@ -79,6 +79,46 @@ def test_explicit_identity_wins_and_is_never_mixed_with_the_bound_one(client):
     assert stage["properties"]["__userId"] is None
 
 
+FULL_BOUND = {
+    "email": "jane@acme.com",
+    "user_id": "usr_1",
+    "fingerprint": "fp_1",
+    "customer_id": "cust_1",
+    "customer_domain": "acme.com",
+}
+WIRE_NAMES = {
+    "email": "email",
+    "user_id": "userId",
+    "fingerprint": "fingerprint",
+    "customer_id": "customerId",
+    "customer_domain": "customerDomain",
+}
+
+
+def test_bound_track_passes_timestamp_and_properties_and_fills_every_identity_field(client):
+    c, transport = client
+    c.bind(FULL_BOUND).track(
+        event_name="e", timestamp=1_700_000_000_123, properties={"plan": "pro"}
+    )
+    (event,) = sent_events(c, transport)
+    assert event["timestamp"] == 1_700_000_000_123
+    assert event["properties"] == {"plan": "pro"}
+    assert {WIRE_NAMES[key]: event[WIRE_NAMES[key]] for key in FULL_BOUND} == {
+        WIRE_NAMES[key]: value for key, value in FULL_BOUND.items()
+    }
+
+
+@pytest.mark.parametrize("field", sorted(WIRE_NAMES))
+def test_any_one_explicit_identity_field_is_sent_alone(client, field):
+    c, transport = client
+    c.bind(FULL_BOUND).track(event_name="e", timestamp=5, **{field: "given"})
+    (event,) = sent_events(c, transport)
+    assert event[WIRE_NAMES[field]] == "given"
+    assert event["timestamp"] == 5
+    # Nothing of the bound identity is mixed in.
+    assert not (set(WIRE_NAMES.values()) - {WIRE_NAMES[field]}) & set(event)
+
+
 def test_bound_identify_fills_the_user(client):
     c, transport = client
     tracker = c.bind(JANE)
