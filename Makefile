@@ -45,9 +45,10 @@ bench: $(STAMP)
 		|| echo "wrk not installed: benchmarks/frameworks.py falls back to its Python load generator"; }
 	$(BIN)/python benchmarks/track_overhead.py
 	$(BIN)/python benchmarks/collector_throughput.py
-	$(BIN)/python benchmarks/frameworks.py --pin
-	@command -v valgrind >/dev/null 2>&1 && $(BIN)/python benchmarks/instructions.py \
-		|| echo "valgrind not installed: skipping benchmarks/instructions.py"
+	@if command -v taskset >/dev/null 2>&1 && [ "$$(nproc)" -ge 2 ]; then \
+		$(BIN)/python benchmarks/frameworks.py --pin; else $(BIN)/python benchmarks/frameworks.py; fi
+	@if command -v valgrind >/dev/null 2>&1; then $(BIN)/python benchmarks/instructions.py; \
+		else echo "valgrind not installed: skipping benchmarks/instructions.py"; fi
 
 # tox finds python3.10 ... python3.13 on PATH; pyenv's installed versions are put there too.
 tox: $(STAMP)

@@ -12,11 +12,11 @@ requests from one sequential client, and is stopped; the difference between the 
 divided by the difference in requests, is what one more request costs. Start-up, warm-up and
 shutdown cancel out.
 
-Unlike requests per second on a shared machine, the count barely moves between runs (a few
-hundred instructions in a million) and is the same however busy the machine is, so a 2% cost
-is visible as 2%. What it leaves out: time in the kernel (the same for every variant: the same
-sockets, one more connection per 100 events for outlit) and the cost of cache misses. Needs
-valgrind (``apt-get install valgrind``).
+Unlike requests per second on a shared machine, the count barely moves between runs (by a few
+thousand instructions in 900,000, under 0.5%) and is the same however busy the machine is,
+so a 2% cost is visible as 2%. What it leaves out: time in the kernel (nearly the same for
+every variant: the same sockets, plus one HTTP request per 100 events on outlit's kept-alive
+connection) and the cost of cache misses. Needs valgrind (``apt-get install valgrind``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import http.client
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -76,12 +75,7 @@ def count_instructions(server: str, target: str, requests: int, env: dict[str, s
         try:
             send_requests(port, requests)
         finally:
-            proc.terminate()  # SIGTERM: the integration flushes what is queued, as in production
-            try:
-                proc.wait(300)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, timeout=300)  # SIGTERM: the integration flushes what is queued
         totals = []
         for path in glob.glob(f"{out}/cg.*"):
             with open(path) as file:
