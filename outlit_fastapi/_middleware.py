@@ -59,8 +59,8 @@ class OutlitMiddleware:
                 outlit.client, functools.partial(_identify_from_scope, identify, scope)
             )
         else:
-            # No receive channel: an identify function must not consume the request body
-            # before the app reads it.
+            # An async identify: awaited now, on a request without a receive channel (as in
+            # _identify_from_scope).
             tracker = await outlit.tracker_for(Request(scope))
         state = scope.get("state")
         if state is None:
