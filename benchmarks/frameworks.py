@@ -16,8 +16,8 @@ variants of a round ran seconds apart, under the same noise).
 Two costs per variant: fewer requests per second, and more server CPU time per request (user +
 system time of the server's processes, the outlit worker thread included, over the requests
 served). On a shared VM the first swings with the CPU time stolen by neighbours; the second
-does not count stolen time, so it is the steadier figure of the same cost (a saturated
-one-worker server serves 1 / CPU-per-request requests per second).
+does not count stolen time, but on the development VM it still swings by several points
+between runs (a saturated one-worker server serves 1 / CPU-per-request requests per second).
 Tracked events go, in its own process, to benchmarks/sink.py (default), which counts them and
 notices duplicates at a fraction of the collector's CPU (on two cores, the receiver's CPU is
 taken from the server under test; in production it is the service's), or to the local
