@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,6 +82,7 @@ VARIANT_NOTES = {
     "outlit-middleware": "OutlitMiddleware, request.state.outlit, one track()",
     "empty-depends": "a do-nothing Depends, no outlit: FastAPI's own cost",
     "empty-middleware": "a do-nothing middleware, no outlit: Django's own cost",
+    "plain-2": "a second plain server: what the method cannot tell apart",
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -219,27 +221,22 @@ def load_python(url: str, seconds: float, connections: int) -> tuple[float, int]
     return done / (time.monotonic() - started), done
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its descendants so far (Linux /proc; 0 elsewhere).
-
-    Children that exited are not counted: the servers' workers live for the whole run."""
+def _family(pid: int) -> set[int]:
+    """``pid`` and its living descendants (Linux /proc; empty elsewhere)."""
     try:
         names = os.listdir("/proc")
     except OSError:
-        return 0.0
+        return set()
     parents: dict[int, int] = {}
-    times: dict[int, int] = {}
     for name in names:
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat") as file:
                 # The command name may hold spaces: the fields follow its closing parenthesis.
-                fields = file.read().rsplit(")", 1)[1].split()
+                parents[int(name)] = int(file.read().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        parents[int(name)] = int(fields[1])
-        times[int(name)] = int(fields[11]) + int(fields[12])
     family = {pid}
     grew = True
     while grew:
@@ -248,7 +245,41 @@ def cpu_seconds(pid: int) -> float:
             if parent in family and child not in family:
                 family.add(child)
                 grew = True
-    return sum(times.get(member, 0) for member in family) / CLOCK_TICKS
+    return family
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants so far (Linux /proc; 0 elsewhere).
+
+    Children that exited are not counted: the servers' workers live for the whole run."""
+    ticks = 0
+    for member in _family(pid):
+        try:
+            with open(f"/proc/{member}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
+
+
+def run_seconds(pid: int) -> float:
+    """Time ``pid`` and its descendants have spent on a CPU so far, every thread included, in
+    nanoseconds' precision (the scheduler's own count in /proc/*/task/*/schedstat; the ticks
+    of cpu_seconds() are 10 ms apart, too coarse for a few seconds' share of one CPU)."""
+    total = 0
+    for member in _family(pid):
+        try:
+            tasks = os.listdir(f"/proc/{member}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{member}/task/{task}/schedstat") as file:
+                    total += int(file.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total / 1e9
 
 
 def start_collector(receiver: str = "collector") -> tuple[subprocess.Popen[bytes], str]:
@@ -300,6 +331,120 @@ def collector_counts(url: str) -> tuple[int, int]:
     return int(stats["events_stored"]), int(stats["ingest_requests"])
 
 
+def load_together(
+    load: Callable[[str, float, int], tuple[float, int]],
+    urls: dict[str, str],
+    seconds: float,
+    connections: int,
+) -> dict[str, int]:
+    """Load every server at the same time, one load generator each: requests answered."""
+    answered: dict[str, int] = {}
+
+    def hit(variant: str) -> None:
+        answered[variant] = load(urls[variant], seconds, connections)[1]
+
+    threads = [threading.Thread(target=hit, args=(variant,)) for variant in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answered
+
+
+def shared_cpu(
+    server: str,
+    targets: dict[str, str],
+    env: dict[str, str],
+    load: Callable[[str, float, int], tuple[float, int]],
+    args: argparse.Namespace,
+) -> dict[str, list[tuple[int, float]]]:
+    """--shared: every variant (and a second plain server) at once on CPU 0, each loaded by
+    its own load generator at the same moment. Per variant and round: (requests answered,
+    seconds it spent on the CPU).
+
+    Each server starts its own session, and the kernel's scheduler shares a CPU fairly among
+    sessions (autogroups): the servers get equal slices of the same CPU in the same seconds,
+    so whatever slows the machine (stolen time, frequency, a neighbour) slows them all alike
+    and cancels out of their ratios. The second plain server shows what is left: how far two
+    processes running the same code can differ under this method."""
+    variants = {**targets, "plain-2": targets["plain"]}
+    counts: dict[str, list[tuple[int, float]]] = {variant: [] for variant in variants}
+    sessions = max(1, min(args.restarts, args.rounds))
+    for session in range(sessions):
+        first = session % len(variants)
+        names = list(variants)[first:] + list(variants)[:first]
+        session_rounds = args.rounds // sessions + (session < args.rounds % sessions)
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        urls: dict[str, str] = {}
+        try:
+            for variant in names:
+                port = free_port()
+                procs[variant] = start_server(server, variants[variant], port, env, SERVER_CPU)
+                urls[variant] = f"http://127.0.0.1:{port}/"
+            for round_no in range(session_rounds + 1):  # the first round warms up, not counted
+                seconds = 1.0 if round_no == 0 else args.seconds
+                used = {variant: run_seconds(proc.pid) for variant, proc in procs.items()}
+                answered = load_together(load, urls, seconds, args.connections)
+                if round_no == 0:
+                    continue
+                if len(answered) != len(urls):
+                    raise RuntimeError("a load generator failed: see the traceback above")
+                for variant, proc in procs.items():
+                    counts[variant].append(
+                        (answered[variant], run_seconds(proc.pid) - used[variant])
+                    )
+        finally:
+            for proc in procs.values():
+                stop(proc)  # SIGTERM: the integration flushes what is queued
+    return counts
+
+
+def report_shared(
+    name: str, server: str, counts: dict[str, list[tuple[int, float]]], seconds: float
+) -> list[tuple[str, float, float]]:
+    """Print --shared figures; (label, req/s cost %, CPU/request cost %) per outlit variant.
+
+    Each round's baseline is the mean of the two plain servers of that round: two processes
+    running the same code differ by a point or two (memory layout, placement), and the
+    difference between the two is printed as what the method cannot resolve."""
+    pairs = list(zip(counts["plain"], counts["plain-2"], strict=True))
+    base = [(p1 + p2) / 2 for (p1, _), (p2, _) in pairs]
+    base_cpu = [(c1 / p1 + c2 / p2) / 2 for (p1, c1), (p2, c2) in pairs]
+    print(
+        f"{name} ({server}, all variants at once on one CPU): plain "
+        f"{statistics.median(base) / seconds:,.0f} req/s on "
+        f"{statistics.median(c for _, c in counts['plain']) / seconds:.0%} of the CPU, "
+        f"{statistics.median(base_cpu) * 1e6:,.0f} us CPU/request",
+        flush=True,
+    )
+    aa = sorted((1 - p2 / p1) * 100 for (p1, _), (p2, _) in pairs)
+    print(
+        f"  {'plain-2':18s} two plain servers differ by {statistics.median(aa):+.1f}% "
+        f"(rounds {aa[0]:+.1f} to {aa[-1]:+.1f})   [{VARIANT_NOTES['plain-2']}]",
+        flush=True,
+    )
+    results = []
+    for variant, rounds in counts.items():
+        if variant.startswith("plain"):
+            continue
+        # Per round, against the plain servers of the same seconds: fewer requests answered,
+        # and more CPU per request (the same figure, freed from any unequal share of the CPU).
+        costs = sorted((1 - o / b) * 100 for b, (o, _) in zip(base, rounds, strict=True))
+        cost = statistics.median(costs)
+        cpu_cost = statistics.median(
+            (oc / o / b - 1) * 100 for b, (o, oc) in zip(base_cpu, rounds, strict=True)
+        )
+        if variant.startswith("outlit"):
+            results.append((f"{name} {variant}", cost, cpu_cost))
+        print(
+            f"  {variant:18s} {statistics.median(n for n, _ in rounds) / seconds:8,.0f} req/s "
+            f"{cost:+6.1f}% (rounds {costs[0]:+.1f} to {costs[-1]:+.1f})   CPU/request "
+            f"{cpu_cost:+5.1f}%   [{VARIANT_NOTES.get(variant, '')}]",
+            flush=True,
+        )
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one load round")
@@ -324,7 +469,14 @@ def main() -> int:
         action="store_true",
         help="pin the servers to CPU 0 and the load generator and receiver to CPU 1 (taskset)",
     )
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="run each framework's variants at the same time, sharing CPU 0 (implies --pin)",
+    )
     args = parser.parse_args()
+    if args.shared:
+        args.pin = True
     if args.pin:
         if not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
             parser.error("--pin needs taskset and at least two CPUs")
@@ -337,7 +489,7 @@ def main() -> int:
     load = load_wrk if use_wrk else load_python
     print(f"load generator: {'wrk' if use_wrk else 'python threads'}, {args.connections} connections, "
           f"{args.rounds} x {args.seconds:g}s rounds per variant over {args.restarts} server start(s), "
-          "1 server worker each")  # fmt: skip
+          "1 server worker each" + (", all variants at once on CPU 0" if args.shared else ""))  # fmt: skip
 
     collector, collector_url = start_collector(args.receiver)
     print(f"events go to the {args.receiver} on {collector_url}")
@@ -347,6 +499,13 @@ def main() -> int:
         for name in args.only or sorted(FRAMEWORKS):
             server, targets = FRAMEWORKS[name]
             before, posts_before = collector_counts(collector_url)
+            if args.shared:
+                counts = shared_cpu(server, targets, env, load, args)
+                results += report_shared(name, server, counts, args.seconds)
+                time.sleep(0.5)
+                stored, posts = collector_counts(collector_url)
+                print(f"  events stored {stored - before:,} in {posts - posts_before:,} requests")
+                continue
             rates: dict[str, list[float]] = {variant: [] for variant in targets}
             cpu: dict[str, list[float]] = {variant: [] for variant in targets}
             sessions = max(1, min(args.restarts, args.rounds))
