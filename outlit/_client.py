@@ -8,6 +8,7 @@ the rest. Clients survive ``fork()`` (the child starts empty) and flush at inter
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import threading
 import time
@@ -23,7 +24,7 @@ from ._events import (
     timestamp_ms,
     usable_identities,
 )
-from ._exceptions import ClientClosedError, InvalidEventError
+from ._exceptions import ClientClosedError, InvalidEventError, OptionError
 from ._options import (
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_MAX_BATCH_SIZE,
@@ -247,7 +248,7 @@ class Outlit:
         disabled, or count an event the full queue cannot take."""
         if self._state != _RUNNING and not self._begin():
             return False
-        if len(self._queue) >= self._max_queue:
+        if self._queue.events_waiting() >= self._max_queue:  # flush markers do not count
             self._worker.note_queue_full()
             return False
         return True
@@ -270,6 +271,7 @@ class Outlit:
                         "outlit: cannot start a thread now; events will be sent on flush"
                     )
                 self._set_state(_RUNNING)
+                _flush_at_child_exit()
         return self._state == _RUNNING
 
     # -- delivery ------------------------------------------------------------------------
@@ -294,7 +296,7 @@ class Outlit:
         from ._queue import FlushMarker
         from ._worker import FlushResult
 
-        limit = DEFAULT_FLUSH_TIMEOUT if timeout is None else max(float(timeout), 0.0)
+        limit = DEFAULT_FLUSH_TIMEOUT if timeout is None else _wait_limit("timeout", timeout)
         worker = self._worker
         if self._state in (_DISABLED, _NEW) or self.queue_size == 0:
             return FlushResult(True, 0)
@@ -309,6 +311,8 @@ class Outlit:
             worker.queue.add_marker(marker)
             worker.request_flush()
             settled = marker.done.wait(limit)
+            if not settled:
+                worker.queue.cancel_marker(marker)
         else:
             settled = worker.drain_until(time.monotonic() + limit)
         pending = self.queue_size
@@ -325,6 +329,9 @@ class Outlit:
 
         Idempotent. Tracking calls afterwards raise :class:`~outlit.ClientClosedError`.
         """
+        limit = (
+            self.options.shutdown_timeout if timeout is None else _wait_limit("timeout", timeout)
+        )
         with self._state_lock:
             was = self._state
             self._set_state(_CLOSED)
@@ -332,7 +339,6 @@ class Outlit:
 
         if was == _CLOSED:
             return FlushResult(True, 0)
-        limit = self.options.shutdown_timeout if timeout is None else max(float(timeout), 0.0)
         started = time.monotonic()
         result = FlushResult(True, 0)
         if was == _RUNNING:
@@ -532,6 +538,16 @@ class CustomerAPI:
         )
 
 
+def _wait_limit(name: str, value: Any) -> float:
+    """Seconds a flush or a shutdown may wait: a number (below 0 counts as 0; a huge one or
+    infinity, as long as a thread can wait)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise OptionError(f"{name} must be a number of seconds (or None), got {value!r}")
+    if value >= threading.TIMEOUT_MAX:  # compared before float(): 10**400 has no float
+        return threading.TIMEOUT_MAX
+    return max(float(value), 0.0)
+
+
 def _before_fork() -> None:
     # A worker thread may be creating its HTTP client or making its first request right now,
     # both of which import modules. A fork in the middle of an import leaves the child a module
@@ -580,6 +596,48 @@ def _register_before_fork() -> None:
 def _after_fork_in_child() -> None:
     for client in list(_live_clients):
         client._after_fork_in_child()
+    if _live_clients:
+        _flush_at_child_exit()
+
+
+class _AfterForkToken:
+    """Kept alive by this module: multiprocessing's after-fork registry holds it weakly."""
+
+
+_AFTER_FORK_TOKEN = _AfterForkToken()
+_exit_hooked: dict[str, int] = {}  # library -> the process whose exit finalizers hold ours
+_after_fork_hooked: set[str] = set()
+
+
+def _flush_at_child_exit() -> None:
+    """Flush at the exit of a multiprocessing (or billiard: Celery's prefork pool) child too.
+
+    Such a child ends with ``os._exit()``, which skips atexit, right after running its
+    library's exit finalizers: ours joins them (in any other process they run at exit beside
+    our atexit hook, and shutdown() is idempotent). A child made by fork starts by clearing
+    the finalizers it inherited and then runs the library's after-fork hooks: one of ours
+    registers the finalizer again there. Called after a fork and when a client starts.
+    Nothing is imported that is not loaded yet."""
+    import sys
+
+    pid = os.getpid()
+    for library in ("multiprocessing", "billiard"):
+        util = sys.modules.get(f"{library}.util")
+        if util is None:
+            continue
+        try:
+            if library not in _after_fork_hooked:
+                _after_fork_hooked.add(library)
+                util.register_after_fork(_AFTER_FORK_TOKEN, functools.partial(_finalize, util))
+            if _exit_hooked.get(library) != pid:
+                _exit_hooked[library] = pid
+                _finalize(util)
+        except Exception:  # pragma: no cover - an unexpected version: atexit remains
+            _logger().debug("outlit: no exit hook in %s", library, exc_info=True)
+
+
+def _finalize(util: Any, _token: object = None) -> None:
+    util.Finalize(None, _shutdown_all_at_exit, exitpriority=10)
 
 
 def _shutdown_all_at_exit() -> None:

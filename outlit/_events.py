@@ -138,6 +138,32 @@ def copy_object(field: str, value: Any) -> dict[str, Any]:
     raise InvalidEventError(f"{field} must be a dict, got {type(value).__name__}")
 
 
+# 1e11 ms is March 1973; today in seconds is about 1.7e9: a value below it was probably meant
+# as seconds.
+_SECONDS_LOOK_BELOW = 100_000_000_000
+_warned_seconds = False
+
+
+def _plausible(ms: int) -> int:
+    """Refuse a time before 1970 (the service refuses it); say once that a time before 1973
+    looks like seconds."""
+    global _warned_seconds
+    if ms < 0:
+        raise InvalidEventError(
+            f"timestamp must not be before 1970 (Unix milliseconds >= 0), got {ms} ms"
+        )
+    if ms < _SECONDS_LOOK_BELOW and not _warned_seconds:
+        _warned_seconds = True
+        import logging
+
+        logging.getLogger("outlit").warning(
+            "outlit: timestamp %d is in 1970-1973 as Unix milliseconds: if it is seconds "
+            "(time.time()), pass int(seconds * 1000) or a datetime (said once)",
+            ms,
+        )
+    return ms
+
+
 def timestamp_ms(value: Any) -> int | float:
     """Int Unix milliseconds from the caller's int/float milliseconds or aware datetime; for
     ``None``, the current time as float seconds (converted by the worker)."""
@@ -146,11 +172,12 @@ def timestamp_ms(value: Any) -> int | float:
     if isinstance(value, bool):
         raise InvalidEventError("timestamp must be Unix milliseconds (int) or an aware datetime")
     if isinstance(value, int):
-        return value
+        return _plausible(value) if value < _SECONDS_LOOK_BELOW else value
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidEventError("timestamp must be a finite number of milliseconds")
-        return int(value)  # caller's float milliseconds: int now, so it is not taken for seconds
+        # Caller's float milliseconds: int now, so it is not taken for seconds.
+        return _plausible(int(value)) if value < _SECONDS_LOOK_BELOW else int(value)
     import datetime as _dt
 
     if isinstance(value, _dt.datetime):
@@ -158,7 +185,7 @@ def timestamp_ms(value: Any) -> int | float:
             raise InvalidEventError(
                 "timestamp datetime must be timezone-aware (e.g. datetime.now(timezone.utc))"
             )
-        return int(value.timestamp() * 1000)
+        return _plausible(int(value.timestamp() * 1000))
     raise InvalidEventError(
         f"timestamp must be Unix milliseconds (int) or an aware datetime, got {type(value).__name__}"
     )

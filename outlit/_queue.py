@@ -52,6 +52,17 @@ class EventQueue(deque):  # type: ignore[type-arg]
             self.markers += 1
             self.append(marker)
 
+    def cancel_marker(self, marker: FlushMarker) -> None:
+        """Take back the marker of a flush that stopped waiting, unless already released: a
+        marker left behind would stay until the queue drains, and a flush per request during
+        an outage would pile them up."""
+        with self._marker_lock:
+            try:
+                self.remove(marker)  # compares by identity: no other thread runs meanwhile
+            except ValueError:
+                return  # released by the worker in the meantime
+            self.markers -= 1
+
     def events_waiting(self) -> int:
         return max(len(self) - self.markers, 0)
 
@@ -121,7 +132,10 @@ class EventQueue(deque):  # type: ignore[type-arg]
         batch: list[bytes] = []
         size = BODY_OVERHEAD
         while self and len(batch) < max_events:
-            item = self.popleft()
+            try:
+                item = self.popleft()
+            except IndexError:  # emptied meanwhile by discard_all() on another thread
+                break
             kind = type(item)
             if kind is FlushMarker:
                 self.appendleft(item)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -9,8 +10,16 @@ from dataclasses import dataclass
 
 from ._exceptions import OptionError
 
-#: Statuses after which the same batch is sent again later.
-TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Statuses below 500 after which the same batch is sent again later (every 5xx is too).
+TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+def is_transient(status: int) -> bool:
+    """Worth sending the same batch again later: 408, 425, 429, every 5xx (a proxy's 520s
+    included), and 3xx. The service answers POSTs itself and never redirects them: a redirect
+    comes from a wrong ``api_host`` (http:// to https://, a moved host), and dropping the batch
+    would lose events over a setting the log line (with its ``Location``) lets users fix."""
+    return status in TRANSIENT_STATUSES or status >= 500 or 300 <= status < 400
 
 
 @dataclass(frozen=True)
@@ -58,15 +67,19 @@ def server_delay(status: int, headers: Mapping[str, str], *, cap: float) -> floa
                 delay = float(reset) - time.time()
             except ValueError:
                 return None
-            return min(max(delay, 0.0), cap)
+            if math.isfinite(delay):
+                return min(max(delay, 0.0), cap)
     return None
 
 
 def _parse_retry_after(value: str) -> float | None:
+    """Seconds from a Retry-After value (a number or an HTTP date); None when unreadable."""
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return seconds if math.isfinite(seconds) else None  # "nan" and "inf" parse as floats
     import email.utils  # only for the rare HTTP-date form; keeps `import outlit` light
 
     try:

@@ -11,6 +11,7 @@ A transport turns every network-level failure into :class:`TransportError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -316,10 +317,16 @@ class HTTPTransport(_FirstUseGuard):
     # -- fork ------------------------------------------------------------------------------
 
     def reset_after_fork(self) -> None:
-        """Forget the parent's connection without shutting it down (the parent still uses it)."""
+        """Let go of the parent's connection without shutting it down (the parent still uses
+        it): the child closes only its own copy of the descriptor, sending nothing."""
         super().reset_after_fork()
         self._send_lock = threading.Lock()
+        sock, reader = self._sock, self._reader
         self._sock = self._reader = self._address = None
+        for inherited in (reader, sock):
+            if inherited is not None:
+                with contextlib.suppress(OSError):
+                    inherited.close()
 
 
 def _split_host(netloc: str, default_port: int) -> tuple[str, int]:

@@ -24,7 +24,7 @@ from ._encoding import encode_body, encode_event
 from ._ids import new_uuids
 from ._options import MAX_BODY_BYTES, Options
 from ._queue import BODY_OVERHEAD, EventQueue, build_body
-from ._retry import TRANSIENT_STATUSES, server_delay
+from ._retry import is_transient, server_delay
 from ._transport import Request, Response, Transport, TransportError
 
 logger = logging.getLogger("outlit")
@@ -100,6 +100,7 @@ class Worker:
         self.failures = 0
         self.retry_at = 0.0
         self.retry_mandated = False
+        self.failed_at = 0.0  # when the last transient failure happened (monotonic)
         self.last_send = 0.0
         self.inflight = 0
         self.delivered = 0
@@ -162,9 +163,13 @@ class Worker:
             flushing = self.flush_requested
             if flushing:
                 self.flush_requested = False
-                if not self.retry_mandated:
-                    # flush() means "now": skip the rest of a backoff we chose ourselves.
-                    self.retry_at = 0.0
+                if not self.retry_mandated and self.retry_at:
+                    # flush() means "now": skip the rest of a backoff we chose ourselves, but
+                    # not its first initial_backoff, so that a flush per request during an
+                    # outage does not turn into a request per flush.
+                    self.retry_at = min(
+                        self.retry_at, self.failed_at + self.options.retry.initial_backoff
+                    )
             if self.retry_at > now:
                 continue
             # Woken because a batch filled: send full batches only and leave the rest for the
@@ -351,7 +356,9 @@ class Worker:
             elapsed_ms,
         )
         if 200 <= status < 300:
-            self._after_success(response)
+            if self.failures:
+                logger.info("outlit: delivery recovered after %d failed attempts", self.failures)
+            self._after_answer(response)
             rejected = self._partial_rejections(response, count) if status == 207 else []
             # Settled: out of "in flight" before it counts as delivered, so that counters read
             # from a signal receiver add up.
@@ -368,10 +375,10 @@ class Worker:
                 )
                 self._count_drop(DROP_REJECTED, len(rejected), messages)
             return "ok"
-        if status in TRANSIENT_STATUSES:
+        if is_transient(status):
             return self._transient(count, status, _message(response), response.headers)
         self.failed_requests += 1
-        self._after_success(response)
+        self._after_answer(response)
         if status in (401, 403, 404):
             self.key_rejected = True
             logger.error(
@@ -402,9 +409,8 @@ class Worker:
         self._count_drop(DROP_REJECTED, count, [message])
         return "dropped"
 
-    def _after_success(self, response: Response) -> None:
-        if self.failures:
-            logger.info("outlit: delivery recovered after %d failed attempts", self.failures)
+    def _after_answer(self, response: Response) -> None:
+        """The service answered for good (delivered or refused): the failure streak is over."""
         self.failures = 0
         self.retry_mandated = False
         self.retry_at = 0.0
@@ -418,6 +424,7 @@ class Worker:
         self.failures += 1
         self.failed_requests += 1
         self.retries += 1
+        self.failed_at = _monotonic()
         policy = self.options.retry
         mandated = server_delay(status or 0, headers, cap=policy.max_retry_after)
         delay = mandated if mandated is not None else policy.backoff(self.failures)
@@ -437,17 +444,30 @@ class Worker:
         return "retry"
 
     def _partial_rejections(self, response: Response, count: int) -> list[tuple[int, str]]:
+        """The events a 207 rejected, each once: (index in the batch, the service's message).
+
+        An error names its event by ``index`` (the service's documented answer) or by a
+        ``path`` starting ``["events", i]`` (the validation issues of its OpenAPI description).
+        Several errors for one event (two bad fields) reject it once, messages joined."""
         try:
-            payload = response.json()
-            errors = payload.get("errors") or []
-            found = []
-            for item in errors:
-                index = item.get("index")
-                if isinstance(index, int) and 0 <= index < count:
-                    found.append((index, str(item.get("message", "rejected"))))
-            return found
+            errors = response.json().get("errors") or []
         except Exception:
             return []
+        found: dict[int, str] = {}
+        for item in errors if isinstance(errors, list) else []:
+            if not isinstance(item, dict):
+                continue
+            index = item.get("index")
+            path = item.get("path")
+            if index is None and isinstance(path, list) and len(path) > 1 and path[0] == "events":
+                index = path[1]
+            if type(index) is not int or not 0 <= index < count:
+                continue
+            message = str(item.get("message", "rejected"))
+            if isinstance(path, list) and len(path) > 2:
+                message = f"{'.'.join(str(part) for part in path[2:])}: {message}"
+            found[index] = f"{found[index]}; {message}" if index in found else message
+        return sorted(found.items())
 
     # -- counting, dropping, signalling ------------------------------------------------
 
@@ -530,6 +550,9 @@ class Worker:
 
 
 def _message(response: Response) -> str:
+    if 300 <= response.status_code < 400:
+        location = response.headers.get("location") or "an unnamed location"
+        return f"redirected to {location}: set api_host to the address that answers itself"
     try:
         payload = response.json()
     except Exception:

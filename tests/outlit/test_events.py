@@ -4,6 +4,7 @@ and what a caller sees when a call is wrong."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import types
 import uuid
@@ -378,8 +379,17 @@ def test_explicit_timestamp_becomes_integer_milliseconds(client, given, expected
 
 @pytest.mark.parametrize(
     "bad",
-    [dt.datetime(2024, 1, 28), "2024-01-28T00:00:00Z", True, float("nan"), float("inf")],
-    ids=["naive-datetime", "string", "bool", "nan", "inf"],
+    [
+        dt.datetime(2024, 1, 28),
+        "2024-01-28T00:00:00Z",
+        True,
+        float("nan"),
+        float("inf"),
+        -1,
+        -1706400000000.0,
+        dt.datetime(1969, 12, 31, tzinfo=dt.timezone.utc),
+    ],
+    ids=["naive-datetime", "string", "bool", "nan", "inf", "negative", "negative-float", "1969"],
 )
 def test_unusable_timestamp_is_rejected_at_the_call(client, bad):
     c, _ = client
@@ -388,6 +398,20 @@ def test_unusable_timestamp_is_rejected_at_the_call(client, bad):
     with pytest.raises(ValueError, match="timestamp"):
         c.customer.churned(customer_id="c1", timestamp=bad)
     assert c.queue_size == 0
+
+
+def test_a_timestamp_that_looks_like_seconds_is_sent_as_given_with_one_warning(client, caplog):
+    c, transport = client
+    caplog.set_level(logging.WARNING, logger="outlit")
+    c.track(event_name="e", email="a@x.com", timestamp=1706400000)  # seconds by mistake
+    c.track(event_name="e", email="a@x.com", timestamp=1706400001.5)
+    events = sent_events(c, transport)
+    assert [e["timestamp"] for e in events] == [1706400000, 1706400001]  # the caller's value
+    said = [r.getMessage() for r in caplog.records if "seconds" in r.getMessage()]
+    assert len(said) <= 1  # once per process (another test may have said it already)
+    import outlit._events as events_module
+
+    assert events_module._warned_seconds
 
 
 def test_naive_datetime_error_says_to_use_an_aware_one(client):

@@ -127,3 +127,64 @@ def test_client_made_before_fork_works_in_multiprocessing_workers(collector):
     names = Counter(e["eventName"] for e in events)
     assert names == {"job_done": 60, "preload": 1}
     assert max(Counter(e["uuid"] for e in events).values()) == 1
+
+
+@pytest.mark.parametrize("start", ["fork", "forkserver", "spawn"])
+def test_a_multiprocessing_child_delivers_at_exit_without_flush(collector, start, tmp_path):
+    # A multiprocessing child ends with os._exit(), which skips atexit: delivery must not
+    # depend on the job calling flush(). (A file: spawned children import the main module.)
+    script = tmp_path / "children.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+        import multiprocessing as mp
+        from outlit import Outlit
+
+        def job(n):
+            client = Outlit(flush_interval=60)
+            for i in range(5):
+                client.track(user_id=f"w{{n}}", event_name="child_exit", properties={{"i": i}})
+
+        if __name__ == "__main__":
+            context = mp.get_context("{start}")
+            processes = [context.Process(target=job, args=(n,)) for n in range(2)]
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join(30)
+                assert process.exitcode == 0, process.exitcode
+        """
+        )
+    )
+    done = _run(
+        f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')", collector.url
+    )
+    assert done.returncode == 0, done.stderr
+    events = collector.wait_for_events(10)
+    assert Counter(e["userId"] for e in events) == {"w0": 5, "w1": 5}
+    assert max(Counter(e["uuid"] for e in events).values()) == 1
+
+
+def test_an_inherited_client_delivers_at_a_pool_workers_exit_without_flush(collector):
+    done = _run(
+        """
+        import multiprocessing as mp
+        from outlit import Outlit
+        client = Outlit(flush_interval=60)
+        client.track(email="boot@example.com", event_name="preload")  # running before fork
+
+        def job(n):
+            client.track(user_id=f"w{n}", event_name="pooled")
+
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(2, maxtasksperchild=1) as pool:
+                pool.map(job, range(4))
+                pool.close()
+                pool.join()
+        """,
+        collector.url,
+    )
+    assert done.returncode == 0, done.stderr
+    events = collector.wait_for_events(5)
+    assert Counter(e["eventName"] for e in events) == {"pooled": 4, "preload": 1}
+    assert max(Counter(e["uuid"] for e in events).values()) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import ssl
 import threading
@@ -150,6 +151,30 @@ def test_one_connection_carries_every_request(serve, transport):
         assert post(transport, server.url, b'{"n":%d}' % number).status_code == 200
     assert server.connections == 1
     assert [json.loads(e.body)["n"] for e in server.exchanges] == list(range(20))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_closes_its_copy_of_the_connection_and_the_parent_keeps_it(serve, transport):
+    server = serve()
+    assert post(transport, server.url, b'{"n":0}').status_code == 200
+    inherited = transport._sock.fileno()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 1
+        try:
+            transport.reset_after_fork()
+            try:
+                os.fstat(inherited)
+            except OSError:
+                code = 0  # its copy of the descriptor is closed
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # Nothing was sent or shut down on the parent's connection: it carries the next request.
+    assert post(transport, server.url, b'{"n":1}').status_code == 200
+    assert server.connections == 1
+    assert [json.loads(e.body)["n"] for e in server.exchanges] == [0, 1]
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_and_the_request_sent_once(

@@ -187,6 +187,12 @@ TRANSIENT = {
     "http-503": Response(503, {"retry-after": "0.01"}),
     "http-408": Response(408),
     "http-429-retry-after": Response(429, {"retry-after": "0.01"}, b'{"message":"slow down"}'),
+    "http-501": Response(501),
+    "http-507": Response(507),
+    "http-520-from-a-proxy": Response(520, {}, b"<html>origin error</html>"),
+    "http-524-from-a-proxy": Response(524),
+    "http-301-wrong-host": Response(301, {"location": "https://app.outlit.ai/api/i/v1/x"}),
+    "http-308-wrong-host": Response(308, {"location": "https://elsewhere.example/"}),
 }
 
 
@@ -232,6 +238,34 @@ def test_events_tracked_during_an_outage_are_delivered_once_afterwards(clients):
     assert attempted == set(delivered)
     order = [n for r in accepted for n in names(r)]
     assert order == [f"early{i}" for i in range(15)] + [f"late{i}" for i in range(15)]
+
+
+def test_a_redirect_is_retried_and_the_warning_names_where_it_points(clients, log):
+    location = "https://app.outlit.ai/api/i/v1/pk_test/events"
+    client, _ = clients(fail_first(1, Response(301, {"location": location})))
+    client.track(event_name="e", email="a@x.com")
+    assert client.flush(timeout=2)
+    assert client.stats.dropped == 0
+    warning = " ".join(records(log, logging.WARNING))
+    assert location in warning
+    assert "api_host" in warning
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_a_retry_after_that_is_not_a_finite_number_is_ignored(value):
+    assert server_delay(503, {"retry-after": value}, cap=60.0) is None
+    assert server_delay(429, {"x-ratelimit-reset": value}, cap=60.0) is None
+
+
+def test_a_retry_after_of_nan_falls_back_to_the_policy_backoff(clients):
+    clock = Clock(
+        lambda request, n: Response(503, {"retry-after": "nan"}) if n == 1 else ok(request)
+    )
+    policy = RetryPolicy(initial_backoff=0.2, max_backoff=0.2)
+    client, _ = clients(clock, retry=policy)
+    client.track(event_name="e", email="a@x.com")
+    assert client.flush(timeout=5)
+    assert len(clock.times) == 2  # one retry, not a loop at the pacing limit
 
 
 def test_a_retry_after_of_zero_retries_at_once(clients):
@@ -312,6 +346,15 @@ def test_a_failing_service_logs_one_warning_not_one_per_retry(clients, log):
     assert any("recovered" in m for m in records(log, logging.INFO, exact=True))
 
 
+def test_a_refusal_after_failures_is_not_called_a_recovery(clients, log):
+    answers = iter([Response(503), Response(400, {}, b'{"message":"bad event"}')])
+    client, _ = clients(lambda request: next(answers, None) or ok(request))
+    client.track(event_name="e", email="a@x.com")
+    assert client.flush(timeout=5)
+    assert client.stats.dropped_by_reason == {"rejected": 1}
+    assert not any("recovered" in m for m in records(log, logging.INFO))
+
+
 @pytest.mark.parametrize(
     ("headers", "status", "low", "high"),
     [
@@ -375,6 +418,32 @@ def test_207_drops_only_the_listed_events_and_is_not_resent(clients, log):
     warning = " ".join(records(log, logging.WARNING))
     assert "events[1]" in warning
     assert "bad props" in warning
+
+
+def test_207_errors_naming_events_by_path_and_twice_reject_each_event_once(clients):
+    # The OpenAPI description's validation issues name an event by path ["events", i, field].
+    def handler(request):
+        body = (
+            b'{"success":false,"processed":3,"errors":['
+            b'{"path":["events",1,"eventName"],"message":"required"},'
+            b'{"path":["events",1,"timestamp"],"message":"not a number"},'
+            b'{"index":3,"message":"bad props"},{"path":["source"],"message":"ignored"},'
+            b'{"index":9,"message":"out of range"},"junk"]}'
+        )
+        return Response(207, {}, body)
+
+    dropped = Receiver()
+    client, transport = clients(handler)
+    with signals.events_dropped.connected_to(dropped, sender=client):
+        track_many(client, 5)
+        assert client.flush(timeout=5)
+    assert len(transport.requests) == 1
+    stats = client.stats
+    assert (stats.delivered, stats.dropped_by_reason) == (3, {"rejected": 2})
+    assert dropped.kwargs[0]["messages"] == [
+        "events[1]: eventName: required; timestamp: not a number",
+        "events[3]: bad props",
+    ]
 
 
 @pytest.mark.parametrize("status", [400, 413])
@@ -568,6 +637,85 @@ def test_flush_gives_up_after_its_timeout_when_the_service_stays_down(clients, l
     assert 0.25 <= elapsed < 0.3 + 0.5
     assert client.queue_size == 5  # still queued, not lost
     assert any("flush gave up" in m for m in records(log, logging.WARNING))
+
+
+def test_flushes_that_time_out_leave_nothing_behind_and_never_take_an_events_place(clients):
+    # Serverless code flushes once per invocation: during an outage every flush times out.
+    def down(request):
+        raise TransportError("connection refused")
+
+    client, _ = clients(down, max_queue_size=10)
+    for i in range(30):
+        client.track(event_name=f"e{i}", email="a@x.com")
+        client.flush(timeout=0.001)
+    queue = client._worker.queue
+    assert queue.markers == 0
+    assert not [item for item in queue if type(item).__name__ == "FlushMarker"]
+    stats = client.stats
+    # Capped at 10 waiting, plus at most the batch that was in flight when more came in.
+    assert 10 <= stats.queued <= 20
+    assert stats.queued + stats.dropped_by_reason["queue_full"] == 30
+
+
+def test_a_flush_marker_does_not_count_against_the_queue_cap(clients):
+    gate = Gate()
+
+    def hang(request):
+        gate.hold()
+        return ok(request)
+
+    client, _ = clients(hang, max_queue_size=3, max_batch_size=1)
+    client.track(event_name="held", email="a@x.com")  # taken by the worker, hangs in flight
+    assert wait_until(lambda: client._worker.inflight == 1)
+    for i in range(3):
+        client.track(event_name=f"e{i}", email="a@x.com")
+    waiter = threading.Thread(target=client.flush, kwargs={"timeout": 5})
+    waiter.start()
+    assert wait_until(lambda: client._worker.queue.markers == 1)
+    client.track(event_name="over", email="a@x.com")  # the queue holds 3 events: refused
+    assert client.stats.dropped_by_reason == {"queue_full": 1}
+    gate.release.set()
+    waiter.join(5)
+    assert client.flush(timeout=5)
+    assert client.stats.delivered == 4
+
+
+def test_flushes_during_an_outage_do_not_send_more_than_one_request_per_initial_backoff(
+    clients,
+):
+    clock = Clock(lambda request, n: Response(503))
+    policy = RetryPolicy(initial_backoff=0.2, max_backoff=30.0)
+    client, _ = clients(clock, retry=policy)
+    client.track(event_name="e", email="a@x.com")
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        client.flush(timeout=0.01)
+    # Without flush() the backoff would grow to seconds; flushes cut it, but never to less
+    # than 0.2 s after a failure (a jittered backoff may be shorter on its own): at most one
+    # request per 0.2 s, where cutting it to nothing would send one per flush (about 100).
+    assert 2 <= len(clock.times) <= 7, clock.gaps()
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e12, 10**400])
+def test_a_flush_may_wait_as_long_as_it_likes(clients, timeout):
+    client, _ = clients()
+    client.track(event_name="e", email="a@x.com")
+    assert client.flush(timeout=timeout)
+    client.track(event_name="e", email="a@x.com")
+    assert client.shutdown(timeout=timeout)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), "5", True])
+def test_a_flush_timeout_that_is_not_a_number_is_refused_by_name(clients, timeout):
+    client, _ = clients()
+    client.track(event_name="e", email="a@x.com")
+    with pytest.raises(ValueError, match="timeout"):
+        client.flush(timeout=timeout)
+    with pytest.raises(ValueError, match="timeout"):
+        client.shutdown(timeout=timeout)
+    client.track(event_name="after", email="a@x.com")  # still open: nothing was closed
+    assert client.flush(timeout=5)
+    assert client.stats.delivered == 2
 
 
 def test_flush_returns_on_time_when_a_request_hangs(clients):
