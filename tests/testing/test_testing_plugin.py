@@ -90,13 +90,18 @@ def test_outlit_events_records_clients_and_isolates_tests(pytester: pytest.Pytes
             assert len(outlit_events) == 0
             assert [e["eventName"] for e in mock.events] == ["mocked"]
 
+        def refused(name):
+            # An event the service would refuse (a negative timestamp), queued as a
+            # hand-built event would be: track() refuses one at the call.
+            return {"type": "custom", "timestamp": -1, "url": "server://jane@acme.com",
+                    "path": "/", "eventName": name, "email": "jane@acme.com"}
+
         def test_a_refused_call_fails_the_test(outlit_events):
-            signup_at = -1  # a negative timestamp: the service would refuse the event
-            APP_CLIENT.track(event_name="signup", email="jane@acme.com", timestamp=signup_at)
+            APP_CLIENT._enqueue(refused("signup"))
             assert len(outlit_events) == 0
 
         def test_an_unread_refused_call_errors_at_teardown(outlit_events):
-            APP_CLIENT.track(event_name="late", email="jane@acme.com", timestamp=-1)
+            APP_CLIENT._enqueue(refused("late"))
 
         def test_without_the_fixture_nothing_is_patched():
             assert not hasattr(Outlit.__init__, "__wrapped__")

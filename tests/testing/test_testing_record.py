@@ -95,9 +95,24 @@ def test_recording_transport_works_as_a_constructor_argument() -> None:
     assert len(transport.requests) == 1
 
 
+def queue_refused(client: Outlit, name: str, timestamp: int) -> None:
+    """Queue an event the service would refuse, as a hand-built event or an SDK bug would:
+    ``track()`` itself refuses a negative timestamp at the call."""
+    client._enqueue(
+        {
+            "type": "custom",
+            "timestamp": timestamp,
+            "url": "server://jane@acme.com",
+            "path": "/",
+            "eventName": name,
+            "email": "jane@acme.com",
+        }
+    )
+
+
 def test_a_call_the_service_would_refuse_fails_naming_the_field(client: Outlit) -> None:
     with record(client) as events:
-        client.track(event_name="signup", email="jane@acme.com", timestamp=-5)
+        queue_refused(client, "signup", timestamp=-5)
         with pytest.raises(ContractError, match=r"timestamp: must be a non-negative integer"):
             len(events)
         # Raised once: the next read does not fail again for the same event.
@@ -108,7 +123,7 @@ def test_a_call_the_service_would_refuse_fails_naming_the_field(client: Outlit) 
 
 def test_an_unread_refusal_fails_when_the_block_ends(client: Outlit) -> None:
     with pytest.raises(ContractError, match="timestamp"), record(client):
-        client.track(event_name="signup", email="jane@acme.com", timestamp=-5)
+        queue_refused(client, "signup", timestamp=-5)
 
 
 def test_an_oversized_event_fails_as_the_client_drops_it(client: Outlit) -> None:
@@ -129,7 +144,7 @@ def test_a_malformed_public_key_fails() -> None:
 def test_strict_false_collects_problems_instead_of_raising(client: Outlit) -> None:
     with record(client, strict=False) as events:
         client.track(event_name="ok", email="jane@acme.com")
-        client.track(event_name="bad", email="jane@acme.com", timestamp=-1)
+        queue_refused(client, "bad", timestamp=-1)
         assert [event["eventName"] for event in events] == ["ok"]
         (problem,) = events.problems
     assert problem.reason == "contract"
