@@ -109,6 +109,7 @@ class Worker:
         self.retries = 0
         self.dropped: dict[str, int] = {}
         self.queue_full_burst = 0
+        self.queue_full_unsignalled = 0  # queue_full drops not yet sent as a signal
         self._uuids: list[str] = []
         reset_transport = getattr(self.transport, "reset_after_fork", None)
         if reset_transport is not None:
@@ -157,6 +158,8 @@ class Worker:
                 # the clear, and the drain below takes its event.
                 self.wake.clear()
                 self.wake_pending = False
+            if self.queue_full_unsignalled:
+                self._signal_queue_full()
             if self.stopping:
                 break
             now = _monotonic()
@@ -481,9 +484,13 @@ class Worker:
         self._emit("events_dropped", count=count, reason=reason, messages=messages)
 
     def note_queue_full(self) -> None:
-        """Called on the request path when the queue is at its cap (rare; may take a lock)."""
+        """Called on the request path when the queue is at its cap (rare; may take a lock).
+
+        Counted here; the signal is sent by the worker (see _signal_queue_full), so that no
+        receiver runs on the request path."""
         with self.counter_lock:
             self.dropped[DROP_QUEUE_FULL] = self.dropped.get(DROP_QUEUE_FULL, 0) + 1
+            self.queue_full_unsignalled += 1
             first = self.queue_full_burst == 0
             self.queue_full_burst += 1
         if first:
@@ -493,9 +500,16 @@ class Worker:
                 self.options.max_queue_size,
                 self.options.api_host,
             )
-        self._emit("events_dropped", count=1, reason=DROP_QUEUE_FULL, messages=[])
+
+    def _signal_queue_full(self) -> None:
+        """One events_dropped signal for the queue_full drops counted since the last one."""
+        with self.counter_lock:
+            count, self.queue_full_unsignalled = self.queue_full_unsignalled, 0
+        if count:
+            self._emit("events_dropped", count=count, reason=DROP_QUEUE_FULL, messages=[])
 
     def _end_queue_full_burst(self) -> None:
+        self._signal_queue_full()
         with self.counter_lock:
             burst, self.queue_full_burst = self.queue_full_burst, 0
         if burst:
@@ -509,6 +523,7 @@ class Worker:
     def discard_for_shutdown(self) -> tuple[int, int]:
         """Drop what is still queued; return (queued, in flight). Events in a request that is
         still running are counted when it ends: delivered, or dropped as "shutdown"."""
+        self._signal_queue_full()
         left = self.queue.events_waiting()
         if left:
             self._discard_queue(DROP_SHUTDOWN)
