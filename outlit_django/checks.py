@@ -9,6 +9,8 @@
     outlit_django.E006         IDENTIFY_USER or TRANSPORT cannot be used
     outlit_django.W003         an unknown key in settings.OUTLIT (with the closest known key)
     outlit_django.W004         OutlitMiddleware comes before AuthenticationMiddleware
+    outlit_django.W005         OutlitMiddleware without AuthenticationMiddleware, and IDENTIFY_USER
+                               left to look up request.user
 
 Each check reads the settings afresh and never raises: a broken configuration is reported,
 not thrown.
@@ -244,20 +246,65 @@ def _check_unknown_keys(user_values: Any) -> list[CheckMessage]:
 
 def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """``OutlitMiddleware`` must come after ``AuthenticationMiddleware``, which sets
-    ``request.user`` (async views need the user before they run)."""
+    ``request.user`` (async views need the user before they run). Without it, the default
+    ``IDENTIFY_USER`` has no user to find."""
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
-    if MIDDLEWARE_PATH not in middleware or AUTH_MIDDLEWARE_PATH not in middleware:
+    if MIDDLEWARE_PATH not in middleware:
         return []
-    if middleware.index(MIDDLEWARE_PATH) < middleware.index(AUTH_MIDDLEWARE_PATH):
+    if AUTH_MIDDLEWARE_PATH in middleware:
+        if middleware.index(MIDDLEWARE_PATH) < middleware.index(AUTH_MIDDLEWARE_PATH):
+            return [
+                Warning(
+                    f"{MIDDLEWARE_PATH} comes before {AUTH_MIDDLEWARE_PATH} in MIDDLEWARE.",
+                    hint="Move OutlitMiddleware after AuthenticationMiddleware, so that "
+                    "request.outlit can fill in the signed-in user in async views too.",
+                    id="outlit_django.W004",
+                )
+            ]
+        return []
+    if _identifies_request_user() and not _has_authentication_subclass(middleware):
         return [
             Warning(
-                f"{MIDDLEWARE_PATH} comes before {AUTH_MIDDLEWARE_PATH} in MIDDLEWARE.",
-                hint="Move OutlitMiddleware after AuthenticationMiddleware, so that "
-                "request.outlit can fill in the signed-in user in async views too.",
-                id="outlit_django.W004",
+                f"{MIDDLEWARE_PATH} is in MIDDLEWARE but {AUTH_MIDDLEWARE_PATH} is not, while "
+                f"{_where('IDENTIFY_USER')} is left to look up request.user: unless something "
+                "else sets request.user, request.outlit never has a user to fill in.",
+                hint=f"Add {AUTH_MIDDLEWARE_PATH} before OutlitMiddleware, or set "
+                f"{_where('IDENTIFY_USER')} to a function(request) -> dict (or its dotted "
+                "path) or to False. If your own code sets request.user, add "
+                "'outlit_django.W005' to SILENCED_SYSTEM_CHECKS.",
+                id="outlit_django.W005",
             )
         ]
     return []
+
+
+def _identifies_request_user() -> bool:
+    """Whether ``IDENTIFY_USER`` is the default, the lookup of ``request.user``."""
+    from .identity import default_identity
+
+    try:
+        value = {**conf.DEFAULTS, **conf.user_settings()}["IDENTIFY_USER"]
+        function = conf.load_identity_function(value)
+    except ImproperlyConfigured:
+        return False  # E005 or E006 says what is wrong with the setting
+    return function is default_identity
+
+
+def _has_authentication_subclass(middleware: list[str]) -> bool:
+    """A subclass of ``AuthenticationMiddleware`` sets ``request.user`` too (Django's admin
+    checks for one the same way)."""
+    try:
+        from django.contrib.auth.middleware import AuthenticationMiddleware
+    except Exception:  # it imports only with django.contrib.auth installed; without it, no subclass
+        return False
+    for path in middleware:
+        try:
+            found = import_string(path)
+        except Exception:
+            continue  # Django reports a path it cannot import when it loads the middleware
+        if isinstance(found, type) and issubclass(found, AuthenticationMiddleware):
+            return True
+    return False
 
 
 def register_checks() -> None:

@@ -13,10 +13,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 
 from outlit import BoundTracker
 
-from . import conf
+from . import asgi, conf
 from .client import _proxy, get_client, resolved_options
 
 if TYPE_CHECKING:
@@ -42,17 +44,28 @@ def request_tracker(request: HttpRequest) -> BoundTracker:
 
 
 class OutlitMiddleware:
-    """Sets ``request.outlit``. Place it after ``AuthenticationMiddleware``."""
+    """Sets ``request.outlit``. Place it after ``AuthenticationMiddleware``; it needs
+    ``"outlit_django"`` in ``INSTALLED_APPS``."""
 
     sync_capable = True
     async_capable = True
 
     def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
+        # The app's ready() wires identify-on-login, the settings reset and the system checks:
+        # without the app they would silently do nothing.
+        if not apps.is_installed("outlit_django"):
+            raise ImproperlyConfigured(
+                'OutlitMiddleware needs the "outlit_django" app: add "outlit_django" to '
+                "INSTALLED_APPS (without it, logins send no identify, changes to "
+                "settings.OUTLIT are not picked up, and manage.py check skips Outlit's checks)."
+            )
         # Settings the client would refuse fail here, when the server loads the middleware,
         # instead of on the first request. The client itself is still created lazily.
         resolved_options()
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
+        # Under ASGI, the first request checks once that OutlitLifespan flushes at shutdown.
+        self.check_lifespan = self.is_async
         # Django wraps a sync process_view in a thread hop under ASGI: give each mode its own.
         self.process_view: Callable[..., Any]
         if self.is_async:
@@ -68,6 +81,9 @@ class OutlitMiddleware:
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        if self.check_lifespan:
+            self.check_lifespan = False
+            asgi.warn_without_lifespan()
         request.outlit = request_tracker(request)  # type: ignore[attr-defined]
         response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
         return response

@@ -1,4 +1,5 @@
-"""``OutlitLifespan``: the ASGI lifespan protocol for Django, flushing at server shutdown."""
+"""``OutlitLifespan``: the ASGI lifespan protocol for Django, flushing at server shutdown, and the
+warning when requests are served in async mode without it."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import asyncio
 import logging
 from typing import Any
 
+import pytest
 from django.core.asgi import get_asgi_application
+from django.test import AsyncClient, Client
 
-from outlit_django import outlit
+from outlit_django import asgi, outlit
 from outlit_django.asgi import OutlitLifespan
 from outlit_django.client import peek_client
 
@@ -83,3 +86,64 @@ def test_http_goes_straight_to_django(configure_outlit):
     asyncio.run(wrapped({"type": "http"}, None, None))  # type: ignore[arg-type]
     asyncio.run(wrapped({"type": "websocket"}, None, None))  # type: ignore[arg-type]
     assert calls == ["http", "websocket"]
+
+
+@pytest.fixture
+def fresh_process(monkeypatch):
+    """This process as a server starts it: no OutlitLifespan yet, no warning given yet."""
+    monkeypatch.setattr(asgi, "_wrapped", False)
+    monkeypatch.setattr(asgi, "_started", False)
+    monkeypatch.setattr(asgi, "_warned", False)
+
+
+def lifespan_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "lifespan" in r.getMessage().lower()]
+
+
+async def serve_requests(count: int) -> None:
+    for _ in range(count):  # a new client each time: each builds its own middleware chain
+        response = await AsyncClient().get("/quiet/")
+        assert response.content == b"quiet"
+
+
+def test_async_requests_without_the_lifespan_warn_once_naming_the_fix(
+    configure_outlit, fresh_process, caplog
+):
+    configure_outlit()
+    with caplog.at_level(logging.WARNING, logger="outlit"):
+        asyncio.run(serve_requests(3))
+    (message,) = lifespan_warnings(caplog)
+    assert "not wrapped in outlit_django.asgi.OutlitLifespan" in message
+    assert "application = OutlitLifespan(get_asgi_application())" in message
+    assert "README" in message
+    (record,) = [r for r in caplog.records if r.getMessage() == message]
+    assert record.levelno == logging.WARNING
+    assert record.name.split(".")[0] == "outlit"
+
+
+def test_no_warning_once_the_lifespan_has_started(configure_outlit, fresh_process, caplog):
+    configure_outlit()
+    run_lifespan(OutlitLifespan(get_asgi_application()))
+    with caplog.at_level(logging.WARNING, logger="outlit"):
+        asyncio.run(serve_requests(2))
+    assert lifespan_warnings(caplog) == []
+
+
+def test_a_wrapped_application_the_server_sends_no_lifespan_is_told_so(
+    configure_outlit, fresh_process, caplog
+):
+    configure_outlit()
+    OutlitLifespan(get_asgi_application())  # as asgi.py does, under `uvicorn --lifespan off`
+    with caplog.at_level(logging.WARNING, logger="outlit"):
+        asyncio.run(serve_requests(2))
+    (message,) = lifespan_warnings(caplog)
+    assert "sent it no lifespan startup" in message
+    assert "--lifespan" in message
+
+
+def test_sync_requests_never_warn(configure_outlit, fresh_process, caplog):
+    configure_outlit()
+    with caplog.at_level(logging.WARNING, logger="outlit"):
+        assert Client().get("/quiet/").content == b"quiet"
+    assert lifespan_warnings(caplog) == []
+    assert asgi._warned is False

@@ -157,10 +157,48 @@ class MiddlewareOrderChecks(SimpleTestCase):
         assert message.id == "outlit_django.W004"
         assert "after AuthenticationMiddleware" in message.hint
 
-    def test_outlit_after_authentication_or_alone_is_fine(self):
-        for middleware in ([SESSIONS, AUTH, OURS], [OURS], []):
+    def test_outlit_after_authentication_or_without_outlit_is_fine(self):
+        for middleware in ([SESSIONS, AUTH, OURS], [SESSIONS, AUTH], []):
             with override_settings(MIDDLEWARE=middleware, OUTLIT=BASE_OUTLIT):
                 assert run_checks(tags=["outlit"]) == [], middleware
+
+
+class MissingAuthenticationChecks(SimpleTestCase):
+    def test_the_default_identity_without_authentication_middleware_is_reported(self):
+        for outlit in (BASE_OUTLIT, {**BASE_OUTLIT, "IDENTIFY_USER": True}):
+            with override_settings(MIDDLEWARE=[SESSIONS, OURS], OUTLIT=outlit):
+                (message,) = run_checks(tags=["outlit"])
+            assert isinstance(message, Warning)
+            assert message.id == "outlit_django.W005"
+            assert "AuthenticationMiddleware" in message.msg
+            assert "IDENTIFY_USER" in message.hint and "False" in message.hint
+
+    def test_an_identity_of_its_own_or_none_needs_no_authentication_middleware(self):
+        for identify_user in (False, "djtestproject.identity.organization_identity"):
+            with override_settings(
+                MIDDLEWARE=[OURS], OUTLIT={**BASE_OUTLIT, "IDENTIFY_USER": identify_user}
+            ):
+                assert run_checks(tags=["outlit"]) == [], identify_user
+
+    def test_a_subclass_of_authentication_middleware_counts(self):
+        subclass = "djtestproject.middleware.TokenAuthenticationMiddleware"
+        with override_settings(MIDDLEWARE=[SESSIONS, subclass, OURS], OUTLIT=BASE_OUTLIT):
+            assert run_checks(tags=["outlit"]) == []
+
+    def test_a_middleware_path_that_does_not_import_is_left_to_django(self):
+        with override_settings(MIDDLEWARE=["no_such.Middleware", OURS], OUTLIT=BASE_OUTLIT):
+            assert ids(run_checks(tags=["outlit"])) == ["outlit_django.W005"]
+
+    @override_settings(MIDDLEWARE=[SESSIONS, OURS], OUTLIT=BASE_OUTLIT)
+    def test_manage_py_check_prints_it_and_it_can_be_silenced(self):
+        err = StringIO()
+        call_command("check", stdout=StringIO(), stderr=err)
+        assert "outlit_django.W005" in err.getvalue()
+        assert "SILENCED_SYSTEM_CHECKS" in err.getvalue()
+        with override_settings(SILENCED_SYSTEM_CHECKS=["outlit_django.W005"]):
+            err = StringIO()
+            call_command("check", stdout=StringIO(), stderr=err)
+        assert "W005" not in err.getvalue()
 
 
 class ManagePyCheck(SimpleTestCase):

@@ -155,6 +155,20 @@ def test_the_middleware_refuses_bad_settings_when_the_server_loads_it(configure_
     assert peek_client() is None
 
 
+def test_the_middleware_without_the_app_in_installed_apps_is_refused_at_load(configure_outlit):
+    # Without the app, identify-on-login, the settings reset and the checks would silently not
+    # run: the server refuses to start instead.
+    without_app = ["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions"]
+    with (
+        override_settings(INSTALLED_APPS=without_app),
+        pytest.raises(ImproperlyConfigured, match='add "outlit_django" to INSTALLED_APPS'),
+    ):
+        Client().get("/quiet/")
+    assert Client().get("/quiet/").content == b"quiet"  # with the app back, it loads
+    with override_settings(INSTALLED_APPS=[*without_app, "outlit_django.apps.OutlitDjangoConfig"]):
+        assert Client().get("/quiet/").content == b"quiet"  # the app named by its config
+
+
 def test_transport_may_be_a_dotted_path_to_a_factory(configure_outlit):
     from djtestproject import identity
 

@@ -1,6 +1,7 @@
 import csv
 import io
 
+from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
@@ -16,9 +17,24 @@ def home(request):
     return render(request, "reports/home.html", {"plans": PLANS})
 
 
+async def signed_in_user(request):
+    """request.user, loaded without blocking the event loop: request.auser() on Django 5.0 and
+    later; on Django 4.2, which lacks it, the lazy request.user evaluated in a thread (it may
+    query the database, which Django refuses to do inside the event loop)."""
+    if hasattr(request, "auser"):
+        return await request.auser()
+    return await sync_to_async(_load_user)(request)
+
+
+def _load_user(request):
+    user = request.user
+    _ = user.is_authenticated  # evaluates the lazy object: its queries run here
+    return user
+
+
 async def export_report(request):
     """An async view: exports a CSV and records who exported what."""
-    user = await request.auser()
+    user = await signed_in_user(request)
     if not user.is_authenticated:
         return redirect("login")
     report_format = request.GET.get("format", "csv")

@@ -1,10 +1,13 @@
-"""A middleware that can only run synchronously: Django must adapt it under ASGI (a control for
-the test that OutlitMiddleware needs no such adaptation)."""
+"""Middleware for the tests: one that can only run synchronously (Django must adapt it under ASGI,
+a control for the test that OutlitMiddleware needs no such adaptation), and a subclass of
+Django's AuthenticationMiddleware."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from django.contrib.auth.middleware import AuthenticationMiddleware
 
 
 class SyncOnlyMiddleware:
@@ -16,3 +19,7 @@ class SyncOnlyMiddleware:
 
     def __call__(self, request: Any) -> Any:
         return self.get_response(request)
+
+
+class TokenAuthenticationMiddleware(AuthenticationMiddleware):
+    """A project's own authentication middleware: it sets ``request.user`` like Django's."""
