@@ -13,6 +13,8 @@ from outlit import Outlit as OutlitClient
 from outlit._doctor import check_connectivity, check_key, describe
 from outlit.signals import batch_delivered, batch_failed, events_dropped
 
+from ._config import FLASK_DEFAULTS
+
 outlit_cli = AppGroup("outlit", help="Send a test event to Outlit, flush, or check the setup.")
 
 #: Identity of the test event when none is given: an anonymous device, so that no real
@@ -105,7 +107,7 @@ def check_command(timeout: float) -> None:
     for name, value in shown.items():
         label = "events url" if name == "events_url" else f"OUTLIT_{name.upper()}"
         click.echo(f"  {label:<32} {value}")
-    for key in ("OUTLIT_IDENTIFY_USER", "OUTLIT_IDENTIFY_ON_LOGIN", "OUTLIT_FLUSH_ON_TEARDOWN"):
+    for key in FLASK_DEFAULTS:
         click.echo(f"  {key:<32} {app.config.get(key)}")
     login = "found" if getattr(app, "login_manager", None) is not None else "not set up"
     click.echo(f"  {'Flask-Login LoginManager':<32} {login}")

@@ -1,10 +1,12 @@
 """The extension's ``app.config`` keys: every client option as ``OUTLIT_<OPTION>``, plus the
-three that belong to Flask (identity, login, teardown), read once when ``init_app`` runs."""
+four that belong to Flask (identity, login, teardown flush and its bound), read once when
+``init_app`` runs."""
 
 from __future__ import annotations
 
 import difflib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,11 +42,17 @@ CLIENT_DEFAULTS: dict[str, Any] = {
     "OUTLIT_TRANSPORT": None,
 }
 
-#: The Flask side's own switches.
+#: The longest a teardown flush holds up the response. The same bound as the per-request flush
+#: of the Django and FastAPI adapters; the exit-time ``OUTLIT_SHUTDOWN_TIMEOUT`` is longer, since
+#: no client waits on that one.
+DEFAULT_TEARDOWN_FLUSH_TIMEOUT = 2.0
+
+#: The Flask side's own settings.
 FLASK_DEFAULTS: dict[str, Any] = {
     "OUTLIT_IDENTIFY_USER": True,
     "OUTLIT_IDENTIFY_ON_LOGIN": True,
     "OUTLIT_FLUSH_ON_TEARDOWN": False,
+    "OUTLIT_TEARDOWN_FLUSH_TIMEOUT": DEFAULT_TEARDOWN_FLUSH_TIMEOUT,
 }
 
 CONFIG_DEFAULTS: dict[str, Any] = {**CLIENT_DEFAULTS, **FLASK_DEFAULTS}
@@ -52,18 +60,20 @@ CONFIG_DEFAULTS: dict[str, Any] = {**CLIENT_DEFAULTS, **FLASK_DEFAULTS}
 
 @dataclass(frozen=True)
 class FlaskSettings:
-    """The adapter's switches for one app."""
+    """The adapter's settings for one app."""
 
     identify_user: bool
     identify_on_login: bool
     flush_on_teardown: bool
+    teardown_flush_timeout: float
 
 
 def read_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], FlaskSettings]:
-    """The client's keyword arguments and the Flask switches from an app's config.
+    """The client's keyword arguments and the Flask settings from an app's config.
 
-    Raises :class:`~outlit.OptionError` for a switch that is not a bool; an unknown ``OUTLIT_``
-    key is logged with the nearest known one, as typos otherwise go unnoticed.
+    Raises :class:`~outlit.OptionError`, naming the key, for a switch that is not a bool or a
+    timeout that is not a number of seconds > 0; an unknown ``OUTLIT_`` key is logged with the
+    nearest known one, as typos otherwise go unnoticed.
     """
     kwargs, unknown = options_from_config(config, prefix=PREFIX)
     for key in unknown:
@@ -72,10 +82,25 @@ def read_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], FlaskSetting
         close = difflib.get_close_matches(key, list(CONFIG_DEFAULTS), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         logger.warning("outlit: ignoring unknown config key %s%s", key, hint)
-    switches: dict[str, bool] = {}
-    for key in FLASK_DEFAULTS:
-        value = config.get(key, FLASK_DEFAULTS[key])
-        if not isinstance(value, bool):
-            raise OptionError(f"{key} must be True or False, got {value!r}")
-        switches[key[len(PREFIX) :].lower()] = value
-    return kwargs, FlaskSettings(**switches)
+    settings = FlaskSettings(
+        identify_user=_switch(config, "OUTLIT_IDENTIFY_USER"),
+        identify_on_login=_switch(config, "OUTLIT_IDENTIFY_ON_LOGIN"),
+        flush_on_teardown=_switch(config, "OUTLIT_FLUSH_ON_TEARDOWN"),
+        teardown_flush_timeout=_seconds(config, "OUTLIT_TEARDOWN_FLUSH_TIMEOUT"),
+    )
+    return kwargs, settings
+
+
+def _switch(config: Mapping[str, Any], key: str) -> bool:
+    value = config.get(key, FLASK_DEFAULTS[key])
+    if not isinstance(value, bool):
+        raise OptionError(f"{key} must be True or False, got {value!r}")
+    return value
+
+
+def _seconds(config: Mapping[str, Any], key: str) -> float:
+    value = config.get(key, FLASK_DEFAULTS[key])
+    # bool is an int, and NaN compares false both ways: both are refused here.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise OptionError(f"{key} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)

@@ -75,6 +75,7 @@ class Outlit:
         identify_user: bool | None = None,
         identify_on_login: bool | None = None,
         flush_on_teardown: bool | None = None,
+        teardown_flush_timeout: float | None = None,
     ) -> None:
         given: dict[str, Any] = {
             "public_key": public_key,
@@ -91,6 +92,7 @@ class Outlit:
             "identify_user": identify_user,
             "identify_on_login": identify_on_login,
             "flush_on_teardown": flush_on_teardown,
+            "teardown_flush_timeout": teardown_flush_timeout,
         }
         self._config_defaults = {
             f"OUTLIT_{name.upper()}": value for name, value in given.items() if value is not None
@@ -277,9 +279,10 @@ class _AppHooks:
         try:
             if client.queue_size == 0:
                 return
-            # Bounded by the same wait as the flush at process exit: in a serverless function
-            # the end of a request may be the end of the process.
-            result = client.flush(client.options.shutdown_timeout)
+            # The response waits for this flush, so its bound is the short per-request one
+            # (OUTLIT_TEARDOWN_FLUSH_TIMEOUT), not the exit-time OUTLIT_SHUTDOWN_TIMEOUT. What
+            # is not delivered by then stays with the background worker, which goes on sending.
+            result = client.flush(self._settings.teardown_flush_timeout)
         except Exception:
             logger.exception("outlit: the teardown flush failed; the events stay queued")
             return

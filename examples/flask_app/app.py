@@ -2,6 +2,7 @@
 
 OUTLIT_PUBLIC_KEY=pk_... flask --app app run
 OUTLIT_PUBLIC_KEY=pk_... gunicorn -w 2 'app:create_app()'
+OUTLIT_PUBLIC_KEY=pk_... python serve_waitress.py
 """
 
 from __future__ import annotations

@@ -130,6 +130,7 @@ def test_check_shows_the_configuration_with_the_key_masked(make_app, collector, 
     assert f"OUTLIT_PUBLIC_KEY                {public_key[:7]}…" in result.output
     assert f"OUTLIT_API_HOST                  {collector.url}" in result.output
     assert "OUTLIT_FLUSH_ON_TEARDOWN         True" in result.output
+    assert "OUTLIT_TEARDOWN_FLUSH_TIMEOUT    2.0" in result.output
     assert "Flask-Login LoginManager         found" in result.output
     assert "ok    connect:" in result.output
     assert "FAIL" not in result.output

@@ -138,6 +138,27 @@ def test_flask_switches_must_be_booleans(make_app):
         Outlit(app)
 
 
+@pytest.mark.parametrize("value", [0, -1.0, "2", True, None, float("nan"), float("inf")])
+def test_teardown_flush_timeout_must_be_seconds_above_zero(make_app, value):
+    app = make_app(name="billing", OUTLIT_TEARDOWN_FLUSH_TIMEOUT=value)
+    with pytest.raises(
+        OptionError, match=r"app 'billing'.*OUTLIT_TEARDOWN_FLUSH_TIMEOUT must be a finite number"
+    ):
+        Outlit(app)
+    assert "outlit" not in app.extensions
+
+
+def test_teardown_flush_timeout_takes_an_int_or_a_constructor_default(make_app):
+    extension = Outlit(teardown_flush_timeout=0.5)
+    by_keyword = make_app()
+    by_config = make_app(OUTLIT_TEARDOWN_FLUSH_TIMEOUT=3)
+    extension.init_app(by_keyword)
+    extension.init_app(by_config)
+
+    assert by_keyword.config["OUTLIT_TEARDOWN_FLUSH_TIMEOUT"] == 0.5
+    assert by_config.config["OUTLIT_TEARDOWN_FLUSH_TIMEOUT"] == 3
+
+
 def test_unknown_config_key_is_logged_with_the_nearest_name(make_app, caplog):
     app = make_app(OUTLIT_TIMOUT=3)
     with caplog.at_level(logging.WARNING, logger="outlit"):

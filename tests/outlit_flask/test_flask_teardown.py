@@ -1,20 +1,24 @@
-"""``OUTLIT_FLUSH_ON_TEARDOWN``: a bounded flush when the app context ends, never raising."""
+"""``OUTLIT_FLUSH_ON_TEARDOWN``: a flush when the app context ends, bounded by
+``OUTLIT_TEARDOWN_FLUSH_TIMEOUT`` (not the longer exit-time wait), never raising."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from flask import g
 
-from outlit import MockTransport, RetryPolicy, TransportError
+from outlit import FlushResult, MockTransport, RetryPolicy, TransportError
 from outlit_flask import Outlit, signals
 
 
-def _tracking_app(make_app: Any, **config: Any) -> Any:
+def _tracking_app(make_app: Any, extension: Outlit | None = None, **config: Any) -> Any:
     app = make_app(**config)
-    Outlit(app)
+    (extension or Outlit()).init_app(app)
 
     @app.post("/export")
     def export() -> str:
@@ -26,6 +30,17 @@ def _tracking_app(make_app: Any, **config: Any) -> Any:
         return "ok"
 
     return app
+
+
+@contextmanager
+def _teardown_results(app: Any) -> Iterator[list[FlushResult]]:
+    results: list[FlushResult] = []
+
+    def receiver(sender: Any, result: FlushResult, **extra: Any) -> None:
+        results.append(result)
+
+    with signals.teardown_flushed.connected_to(receiver, sender=app):
+        yield results
 
 
 def test_events_are_sent_before_the_response_is_returned(make_app, transport):
@@ -71,25 +86,97 @@ def test_teardown_flush_is_bounded_and_never_raises_when_sending_fails(make_app)
     app = _tracking_app(
         make_app,
         OUTLIT_FLUSH_ON_TEARDOWN=True,
-        OUTLIT_SHUTDOWN_TIMEOUT=0.3,
+        OUTLIT_TEARDOWN_FLUSH_TIMEOUT=0.3,
         OUTLIT_TRANSPORT=MockTransport(refuse),
         OUTLIT_RETRY=RetryPolicy(),
     )
-    results: list[Any] = []
 
-    def receiver(sender: Any, result: Any, **extra: Any) -> None:
-        results.append(result)
-
-    with signals.teardown_flushed.connected_to(receiver, sender=app):
+    with _teardown_results(app) as results:
         started = time.monotonic()
         response = app.test_client().post("/export")
         elapsed = time.monotonic() - started
 
     assert response.status_code == 200
-    assert 0.25 < elapsed < 1.5
+    # Far below the 5 s OUTLIT_SHUTDOWN_TIMEOUT, which the teardown flush does not use.
+    assert 0.25 < elapsed < 3.0
     (result,) = results
     assert not result
     assert result.pending == 1
+
+
+def _slow_collector_app(
+    make_app: Any, collector: Any, latency: float, extension: Outlit | None = None, **config: Any
+) -> Any:
+    """An app sending over HTTP to the loopback collector, which takes ``latency`` seconds to
+    answer each batch."""
+    collector.latency = latency
+    return _tracking_app(
+        make_app,
+        extension,
+        OUTLIT_API_HOST=collector.url,
+        OUTLIT_TRANSPORT=None,
+        OUTLIT_FLUSH_ON_TEARDOWN=True,
+        **config,
+    )
+
+
+def _assert_delivered_once_later(app: Any, collector: Any) -> None:
+    # The background worker finishes the send the teardown stopped waiting for.
+    (event,) = collector.wait_for_events(1, timeout=15)
+    assert event["eventName"] == "report_exported"
+    with app.app_context():
+        assert app.extensions["outlit"].flush(15.0)
+    assert len(collector.events()) == 1
+    assert collector.stats.duplicates == 0
+
+
+def test_teardown_flush_stops_waiting_for_a_slow_collector_by_default(make_app, collector):
+    # The collector answers after 3.5 s: past the 2 s teardown bound, within the 5 s
+    # exit-time OUTLIT_SHUTDOWN_TIMEOUT. Waiting for the latter would deliver the event.
+    app = _slow_collector_app(make_app, collector, latency=3.5)
+    assert app.config["OUTLIT_TEARDOWN_FLUSH_TIMEOUT"] == 2.0
+    assert app.extensions["outlit"].options.shutdown_timeout == 5.0
+
+    with _teardown_results(app) as results:
+        response = app.test_client().post("/export")
+
+    assert response.status_code == 200
+    (result,) = results
+    assert not result, "the response waited until the slow collector answered"
+    assert result.pending == 1
+    _assert_delivered_once_later(app, collector)
+
+
+@pytest.mark.parametrize(
+    ("extension_options", "config"),
+    [
+        pytest.param({}, {"OUTLIT_TEARDOWN_FLUSH_TIMEOUT": 0.1}, id="config-key"),
+        pytest.param({"teardown_flush_timeout": 0.1}, {}, id="constructor-keyword"),
+    ],
+)
+def test_teardown_flush_timeout_bounds_the_wait_for_the_response(
+    make_app, collector, extension_options, config
+):
+    # A collector answering in 1 s, a 30 s exit-time wait and a 0.1 s teardown bound: only
+    # the teardown bound leaves the event undelivered when the response goes out.
+    app = _slow_collector_app(
+        make_app,
+        collector,
+        latency=1.0,
+        extension=Outlit(**extension_options),
+        OUTLIT_SHUTDOWN_TIMEOUT=30.0,
+        OUTLIT_TIMEOUT=30.0,
+        **config,
+    )
+
+    with _teardown_results(app) as results:
+        response = app.test_client().post("/export")
+
+    assert response.status_code == 200
+    (result,) = results
+    assert not result
+    assert result.pending == 1
+    _assert_delivered_once_later(app, collector)
 
 
 def test_a_raising_teardown_receiver_is_logged_not_raised(make_app, transport, caplog):
