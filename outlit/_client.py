@@ -47,9 +47,12 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
+    from typing_extensions import Unpack
+
     from ._retry import RetryPolicy
     from ._tracker import BoundTracker, IdentitySource
     from ._transport import Transport
+    from ._types import ServerIdentifyOptions
     from ._worker import ClientStats, FlushResult
 
     Timestamp = int | float | _dt.datetime | None
@@ -436,7 +439,7 @@ class UserAPI:
     def __init__(self, client: Outlit) -> None:
         self._client = client
 
-    def identify(self, **kwargs: Any) -> None:
+    def identify(self, **kwargs: Unpack[ServerIdentifyOptions]) -> None:
         """Same as :meth:`Outlit.identify`."""
         self._client.identify(**kwargs)
 

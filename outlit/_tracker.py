@@ -228,7 +228,8 @@ def user_identity(user: Any) -> dict[str, Any]:
     """The identity of an authenticated user object (Django, Flask-Login, Starlette...).
 
     ``user_id`` is the string form of ``pk`` (else ``id``, else ``get_id()``); ``email`` is
-    added when the object has a non-blank one. Anonymous users give ``{}``.
+    added when the object has a non-blank one (in the field a Django user model names with
+    ``EMAIL_FIELD``). Anonymous users give ``{}``.
     """
     if user is None or not getattr(user, "is_authenticated", False):
         return {}
@@ -242,7 +243,14 @@ def user_identity(user: Any) -> dict[str, Any]:
         key = _starlette_user_key(user)
     if key is not None and str(key).strip():
         identity["user_id"] = str(key)
-    email = getattr(user, "email", None)
+    email_field = "email"
+    name_email_field = getattr(user, "get_email_field_name", None)  # Django user models
+    if callable(name_email_field):
+        try:
+            email_field = name_email_field() or "email"
+        except Exception:  # app code: a failure only costs the email
+            email_field = "email"
+    email = getattr(user, email_field, None)
     if isinstance(email, str) and email.strip():
         identity["email"] = email.strip()
     return identity

@@ -413,6 +413,16 @@ def django_like(**attrs: Any) -> Any:
         (django_like(pk=0), {"user_id": "0"}),
         (django_like(pk="  "), {}),
         (django_like(email="only@x.com"), {"email": "only@x.com"}),
+        (
+            django_like(
+                pk=3, email="", work_email="w@x.com", get_email_field_name=lambda: "work_email"
+            ),
+            {"user_id": "3", "email": "w@x.com"},
+        ),
+        (
+            django_like(pk=3, email="a@x.com", get_email_field_name=lambda: 1 / 0),
+            {"user_id": "3", "email": "a@x.com"},
+        ),
     ],
     ids=[
         "none",
@@ -428,6 +438,8 @@ def django_like(**attrs: Any) -> Any:
         "zero-pk",
         "blank-pk",
         "email-only",
+        "django-EMAIL_FIELD",
+        "email-field-name-raises",
     ],
 )
 def test_user_identity_of_framework_user_objects(user, identity):
