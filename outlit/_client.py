@@ -74,6 +74,9 @@ _NEW, _RUNNING, _CLOSED, _DISABLED = 0, 1, 2, 3
 _STATE_NAMES = {_NEW: "new", _RUNNING: "running", _CLOSED: "closed", _DISABLED: "disabled"}
 
 _live_clients: weakref.WeakSet[Outlit] = weakref.WeakSet()
+# Clients whose worker runs, held until shutdown(): one that the app stopped referencing keeps
+# sending, and the exit-time flush still finds it (else its queue would die with it).
+_running_clients: set[Outlit] = set()
 
 
 class Outlit:
@@ -274,6 +277,7 @@ class Outlit:
                         "outlit: cannot start a thread now; events will be sent on flush"
                     )
                 self._set_state(_RUNNING)
+                _running_clients.add(self)
                 _flush_at_child_exit()
         return self._state == _RUNNING
 
@@ -366,6 +370,7 @@ class Outlit:
             # process is exiting or the thread ends after that one request.
             self._transport.close()
         _live_clients.discard(self)
+        _running_clients.discard(self)
         return result
 
     close = shutdown
@@ -431,6 +436,7 @@ class Outlit:
         self._bind_queue()
         if self._state == _RUNNING:
             self._set_state(_NEW)
+            _running_clients.discard(self)  # held again when the child starts its worker
 
 
 class UserAPI:

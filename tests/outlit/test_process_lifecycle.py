@@ -188,3 +188,29 @@ def test_an_inherited_client_delivers_at_a_pool_workers_exit_without_flush(colle
     events = collector.wait_for_events(5)
     assert Counter(e["eventName"] for e in events) == {"pooled": 4, "preload": 1}
     assert max(Counter(e["uuid"] for e in events).values()) == 1
+
+
+def test_a_client_nobody_references_still_sends_and_flushes_at_exit(collector):
+    done = _run(
+        """
+        import gc
+        import threading
+        from outlit import Outlit
+
+        def tracked_somewhere():
+            client = Outlit(flush_interval=60)
+            for i in range(3):
+                client.track(email="gone@example.com", event_name="orphan", properties={"i": i})
+
+        for _ in range(4):
+            tracked_somewhere()
+        gc.collect()
+        workers = [t for t in threading.enumerate() if t.name == "outlit-worker"]
+        assert len(workers) == 4, workers  # each still running, holding its events
+        """,
+        collector.url,
+    )
+    assert done.returncode == 0, done.stderr
+    events = collector.wait_for_events(12)
+    assert Counter(e["properties"]["i"] for e in events) == {0: 4, 1: 4, 2: 4}
+    assert max(Counter(e["uuid"] for e in events).values()) == 1
