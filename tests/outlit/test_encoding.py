@@ -319,11 +319,45 @@ TIMES = st.datetimes(
     )
 )
 DECIMALS = st.decimals(allow_nan=True, allow_infinity=True, places=None)
-SCALARS = st.none() | st.booleans() | INTS | FLOATS | TEXT | TIMES | DECIMALS
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    NESTED = (1.5, float("nan"))  # an enum whose value itself needs care
+
+
+@dataclasses.dataclass
+class Point:
+    x: Any
+    y: Any
+
+
+class Unconvertible:
+    """Nothing converts it: it goes out as its str(), with a warning."""
+
+    def __str__(self) -> str:
+        return "opaque\ud800"  # and that str() holds a lone surrogate
+
+
+ODD = (
+    st.sampled_from([Colour.RED, Colour.NESTED])
+    | st.uuids()
+    | st.binary(max_size=8)
+    | st.builds(Unconvertible)
+    | st.builds(Point, FLOATS, TEXT)
+)
+SCALARS = st.none() | st.booleans() | INTS | FLOATS | TEXT | TIMES | DECIMALS | ODD
+HASHABLE = st.none() | st.booleans() | st.integers() | TEXT | st.uuids()
 KEYS = TEXT | st.integers()
 PROPERTY_VALUES = st.recursive(
     SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(KEYS, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(KEYS, children, max_size=4)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.sets(HASHABLE, max_size=4)
+        | st.frozensets(HASHABLE, max_size=3)
+    ),
     max_leaves=12,
 )
 PROPERTIES = st.dictionaries(KEYS, PROPERTY_VALUES, max_size=5)

@@ -270,9 +270,16 @@ def test_fastapi_endpoint_again(outlit_events):
 
 @pytest.mark.slow
 def test_framework_examples_record_their_adapters_clients(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("outlit_django")
-    pytest.importorskip("outlit_flask")
-    pytest.importorskip("outlit_fastapi")
+    pytest.importorskip(
+        "outlit_django", reason="outlit_django needs its framework, from the outlit[django] extra"
+    )
+    pytest.importorskip(
+        "outlit_flask", reason="outlit_flask needs its framework, from the outlit[flask] extra"
+    )
+    pytest.importorskip(
+        "outlit_fastapi",
+        reason="outlit_fastapi needs its framework, from the outlit[fastapi] extra",
+    )
     pytester.makeconftest(DJANGO_CONFTEST)
     pytester.makepyfile(urls=DJANGO_URLS, test_frameworks=FRAMEWORK_TESTS)
     result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-W", "error::DeprecationWarning")
