@@ -84,7 +84,6 @@ VARIANT_NOTES = {
     "empty-middleware": "a do-nothing middleware, no outlit: Django's own cost",
     "plain-2": "a second plain server: what the method cannot tell apart",
 }
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def free_port() -> int:
@@ -248,25 +247,12 @@ def _family(pid: int) -> set[int]:
     return family
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its descendants so far (Linux /proc; 0 elsewhere).
-
-    Children that exited are not counted: the servers' workers live for the whole run."""
-    ticks = 0
-    for member in _family(pid):
-        try:
-            with open(f"/proc/{member}/stat") as file:
-                fields = file.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / CLOCK_TICKS
-
-
 def run_seconds(pid: int) -> float:
-    """Time ``pid`` and its descendants have spent on a CPU so far, every thread included, in
-    nanoseconds' precision (the scheduler's own count in /proc/*/task/*/schedstat; the ticks
-    of cpu_seconds() are 10 ms apart, too coarse for a few seconds' share of one CPU)."""
+    """Seconds ``pid`` and its descendants have spent on a CPU so far, every thread included,
+    in nanoseconds' precision: the scheduler's own count in /proc/*/task/*/schedstat (user and
+    system time in /proc/*/stat go by 10 ms ticks, too coarse for a few seconds of load).
+    Threads and children that exited are not counted: the servers' workers live for the whole
+    run. 0 where there is no /proc."""
     total = 0
     for member in _family(pid):
         try:
@@ -530,9 +516,9 @@ def main() -> int:
                     for round_no in range(session_rounds):
                         order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
                         for variant in order:
-                            used = cpu_seconds(procs[variant].pid)
+                            used = run_seconds(procs[variant].pid)
                             rate, answered = load(urls[variant], args.seconds, args.connections)
-                            used = cpu_seconds(procs[variant].pid) - used
+                            used = run_seconds(procs[variant].pid) - used
                             rates[variant].append(rate)
                             cpu[variant].append(used / max(answered, 1) * 1e6)
                 finally:
@@ -552,9 +538,12 @@ def main() -> int:
                     continue
                 # Each round measures every variant back to back, so they share the machine's
                 # noise of that moment: each cost is the median of the rounds' own ratios.
-                cost = statistics.median(
+                costs = [
                     (1 - o / p) * 100 for p, o in zip(rates["plain"], rates[variant], strict=True)
-                )
+                ]
+                cost = statistics.median(costs)
+                # The middle half of the rounds' costs: how far one round's figure can be off.
+                low, _, high = statistics.quantiles(costs, n=4) if len(costs) > 1 else [cost] * 3
                 cpu_cost = statistics.median(
                     (o / p - 1) * 100 for p, o in zip(cpu["plain"], cpu[variant], strict=True)
                 )
@@ -565,7 +554,8 @@ def main() -> int:
                     results.append((f"{name} {variant}", cost, cpu_cost))
                 print(
                     f"  {variant:18s} {statistics.median(rates[variant]):8,.0f} req/s "
-                    f"{cost:+6.1f}%   CPU/request {extra:+6.1f} us ({cpu_cost:+5.1f}%)   "
+                    f"{cost:+6.1f}% (middle half of rounds {low:+.1f} to {high:+.1f})   "
+                    f"CPU/request {extra:+6.1f} us ({cpu_cost:+5.1f}%)   "
                     f"[{VARIANT_NOTES.get(variant, '')}]",
                     flush=True,
                 )
