@@ -46,7 +46,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/track_overhead.py
 	$(BIN)/python benchmarks/collector_throughput.py
 	@if command -v taskset >/dev/null 2>&1 && [ "$$(nproc)" -ge 2 ]; then \
-		$(BIN)/python benchmarks/frameworks.py --pin; else $(BIN)/python benchmarks/frameworks.py; fi
+		$(BIN)/python benchmarks/frameworks.py --pin \
+		&& $(BIN)/python benchmarks/frameworks.py --shared --rounds 10 --restarts 2; \
+		else $(BIN)/python benchmarks/frameworks.py; fi
 	@if command -v valgrind >/dev/null 2>&1; then $(BIN)/python benchmarks/instructions.py; \
 		else echo "valgrind not installed: skipping benchmarks/instructions.py"; fi
 

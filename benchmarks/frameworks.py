@@ -2,6 +2,7 @@
 
     python benchmarks/frameworks.py                  # Django, Flask (gunicorn) and FastAPI (uvicorn)
     python benchmarks/frameworks.py --seconds 3 --rounds 5 --only flask
+    python benchmarks/frameworks.py --shared --rounds 10 --restarts 2   # all at once, one CPU
 
 For each framework, servers run side by side on 127.0.0.1, one worker each: the plain app, and
 the same app with the integration and one request-bound ``track()`` per request
@@ -13,8 +14,8 @@ alternating rounds, so machine noise falls on all alike; the figures are the med
 rounds, and each cost is the median of each round's own ratio against the plain app (the
 variants of a round ran seconds apart, under the same noise).
 
-Two costs per variant: fewer requests per second, and more server CPU time per request (user +
-system time of the server's processes, the outlit worker thread included, over the requests
+Two costs per variant: fewer requests per second, and more server CPU time per request (time
+on the CPU of the server's processes, the outlit worker thread included, over the requests
 served). On a shared VM the first swings with the CPU time stolen by neighbours; the second
 does not count stolen time, but on the development VM it still swings by several points
 between runs (a saturated one-worker server serves 1 / CPU-per-request requests per second).
@@ -23,6 +24,14 @@ notices duplicates at a fraction of the collector's CPU (on two cores, the recei
 taken from the server under test; in production it is the service's), or to the local
 collector with ``--receiver collector``. ``--pin`` gives the servers CPU 0 to themselves and
 puts the load generator and the receiver on CPU 1 (taskset).
+
+``--shared`` measures differently: every variant of a framework and a second plain server run
+at the same time on CPU 0, each loaded by its own load generator, each in its own session so
+that the scheduler gives each the same share of the CPU. Whatever slows the machine slows them
+all in the same seconds, so the rounds agree far better than one server at a time does; the
+second plain server shows what is left (two processes of the same code). It charges each
+integration more than it costs a server alone on a CPU, since the servers evict each other's
+caches.
 benchmarks/instructions.py counts the same servers' instructions per request under valgrind:
 a figure that does not move with the machine's noise.
 Bar from the issues: at most 5% fewer requests per second (goal: 2%).
