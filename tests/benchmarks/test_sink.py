@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import time
 import urllib.request
 from collections.abc import Iterator
 from types import ModuleType
@@ -67,3 +68,36 @@ def test_counts_what_the_client_delivers_and_notices_a_resent_uuid(sink: str) ->
         assert json.load(response) == {"success": True, "processed": 2}
     counted = stats(sink)
     assert (counted["events_stored"], counted["duplicates"]) == (251, 1)
+
+
+def test_shared_cpu_costs_are_read_against_both_plain_servers_round_by_round(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # (requests answered, CPU seconds) per round. The plain servers answer 1,000 and 1,100
+    # (mean 1,050); the outlit server 10% fewer than that mean, at 20% more CPU per request.
+    base_cpu = (1.0 / 1000 + 1.0 / 1100) / 2
+    counts = {
+        "plain": [(1000, 1.0)] * 3,
+        "plain-2": [(1100, 1.0)] * 3,
+        "outlit": [(945, 945 * base_cpu * 1.2)] * 3,
+        "empty-middleware": [(1050, 1050 * base_cpu)] * 3,
+    }
+    results = frameworks.report_shared("django", "gunicorn", counts, seconds=3.0)
+    ((label, cost, cpu_cost),) = results  # only outlit's variants are results
+    assert label == "django outlit"
+    assert cost == pytest.approx(10.0)
+    assert cpu_cost == pytest.approx(20.0)
+    printed = capsys.readouterr().out
+    assert "two plain servers differ by -10.0%" in printed
+    assert "empty-middleware" in printed and "+0.0%" in printed
+
+
+def test_run_seconds_counts_the_time_a_process_family_spends_on_a_cpu() -> None:
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("needs Linux /proc")
+    before = frameworks.run_seconds(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    spent = frameworks.run_seconds(os.getpid()) - before
+    assert 0.15 <= spent <= 5.0
