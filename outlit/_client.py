@@ -320,6 +320,7 @@ class Outlit:
             settled = marker.done.wait(limit)
             if not settled:
                 worker.queue.cancel_marker(marker)
+                settled = marker.done.is_set()  # released by the worker just in time
         else:
             settled = worker.drain_until(time.monotonic() + limit)
         pending = self.queue_size
@@ -432,7 +433,7 @@ class Outlit:
         # The parent's queued events belong to the parent: the child starts empty, and its
         # worker thread (which did not survive fork) starts again on first use.
         self._state_lock = threading.Lock()
-        self._worker.reset()
+        self._worker.reset(after_fork=True)
         self._bind_queue()
         if self._state == _RUNNING:
             self._set_state(_NEW)
@@ -550,11 +551,21 @@ class CustomerAPI:
 def _wait_limit(name: str, value: Any) -> float:
     """Seconds a flush or a shutdown may wait: a number (below 0 counts as 0; a huge one or
     infinity, as long as a thread can wait)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, (bool, str, bytes)):
         raise OptionError(f"{name} must be a number of seconds (or None), got {value!r}")
-    if value >= threading.TIMEOUT_MAX:  # compared before float(): 10**400 has no float
-        return threading.TIMEOUT_MAX
-    return max(float(value), 0.0)
+    try:
+        if value != value:  # NaN (compared before any ordering: a Decimal NaN refuses those)
+            raise OptionError(f"{name} must be a number of seconds (or None), got {value!r}")
+        # Compared before float(): 10**400 has no float.
+        if value <= 0:
+            return 0.0
+        if value >= threading.TIMEOUT_MAX:
+            return threading.TIMEOUT_MAX
+        return float(value)
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        if isinstance(exc, OptionError):
+            raise
+        raise OptionError(f"{name} must be a number of seconds (or None), got {value!r}") from None
 
 
 def _before_fork() -> None:
@@ -650,9 +661,20 @@ def _finalize(util: Any, _token: object = None) -> None:
 
 
 def _shutdown_all_at_exit() -> None:
-    for client in list(_live_clients):
+    """Flush and stop every client, all within the longest ``shutdown_timeout`` among them:
+    every worker starts sending at once, and each client then waits for what time is left
+    (one after another, a network that is down would cost each its full timeout)."""
+    clients = list(_live_clients)
+    if not clients:
+        return
+    for client in clients:
+        if client._state == _RUNNING and client._worker.alive:
+            client._worker.request_flush()
+    deadline = time.monotonic() + max(client.options.shutdown_timeout for client in clients)
+    for client in clients:
+        left = min(client.options.shutdown_timeout, deadline - time.monotonic())
         try:
-            client.shutdown()
+            client.shutdown(max(left, 0.0))
         except Exception:  # pragma: no cover - never let exit-time delivery raise
             _logger().debug("outlit: error during exit-time shutdown", exc_info=True)
 

@@ -69,10 +69,16 @@ class EventQueue(deque):  # type: ignore[type-arg]
     def release_front_markers(self) -> None:
         """Mark done every flush marker at the front (nothing unsettled is ahead of them)."""
         while self:
-            item = self[0]
+            try:
+                item = self[0]
+            except IndexError:
+                return
             if type(item) is not FlushMarker:
                 return
             with self._marker_lock:
+                # A flush that timed out may have taken its marker back since it was read.
+                if not self or self[0] is not item:
+                    continue
                 self.popleft()
                 self.markers -= 1
             item.done.set()
@@ -84,15 +90,18 @@ class EventQueue(deque):  # type: ignore[type-arg]
     def discard_all(self) -> int:
         """Empty the queue, releasing every flush marker; return how many events it held."""
         discarded = 0
-        while self:
-            item = self.popleft()
-            if type(item) is FlushMarker:
-                with self._marker_lock:
+        while True:
+            with self._marker_lock:  # so that no marker is taken back or released meanwhile
+                try:
+                    item = self.popleft()
+                except IndexError:
+                    return discarded
+                if type(item) is FlushMarker:
                     self.markers -= 1
+            if type(item) is FlushMarker:
                 item.done.set()
             else:
                 discarded += 1
-        return discarded
 
     def take_events(self, max_events: int, next_uuid: Callable[[], str]) -> list[dict[str, Any]]:
         """Pop up to ``max_events`` events from the front as wire dicts ready to encode (uuid

@@ -247,9 +247,11 @@ def user_identity(user: Any) -> dict[str, Any]:
     name_email_field = getattr(user, "get_email_field_name", None)  # Django user models
     if callable(name_email_field):
         try:
-            email_field = name_email_field() or "email"
+            named = name_email_field()
         except Exception:  # app code: a failure only costs the email
-            email_field = "email"
+            named = None
+        if isinstance(named, str) and named:  # not, say, a test double's MagicMock
+            email_field = named
     email = getattr(user, email_field, None)
     if isinstance(email, str) and email.strip():
         identity["email"] = email.strip()

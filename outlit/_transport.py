@@ -133,6 +133,10 @@ class _FirstUseGuard(ABC):
         self._held_for_fork = False
 
 
+# Connections a forked child inherited: kept, never closed or collected (see reset_after_fork).
+_INHERITED: list[tuple[Any, Any]] = []
+
+
 class HTTPTransport(_FirstUseGuard):
     """Posts over HTTP/1.1 on one kept-alive connection (standard library ``socket``/``ssl``).
 
@@ -318,15 +322,20 @@ class HTTPTransport(_FirstUseGuard):
 
     def reset_after_fork(self) -> None:
         """Let go of the parent's connection without shutting it down (the parent still uses
-        it): the child closes only its own copy of the descriptor, sending nothing."""
+        it): the child closes only its own copy of the descriptor, sending nothing.
+
+        The socket and its reader are never closed or collected here: the parent's worker may
+        have been inside a request at fork time, holding the reader's internal lock, which
+        the child inherits held and which closing (even by the garbage collector) would wait
+        for forever. Detached from its descriptor, the socket object is inert."""
         super().reset_after_fork()
         self._send_lock = threading.Lock()
         sock, reader = self._sock, self._reader
         self._sock = self._reader = self._address = None
-        for inherited in (reader, sock):
-            if inherited is not None:
-                with contextlib.suppress(OSError):
-                    inherited.close()
+        if sock is not None:
+            _INHERITED.append((sock, reader))
+            with contextlib.suppress(OSError):
+                os.close(sock.detach())
 
 
 def _split_host(netloc: str, default_port: int) -> tuple[str, int]:

@@ -83,8 +83,9 @@ class Worker:
         self._min_gap = 1.0 / options.max_requests_per_second
         self.reset()
 
-    def reset(self) -> None:
-        """Fresh state: at construction and in a forked child (which must not resend our events)."""
+    def reset(self, after_fork: bool = False) -> None:
+        """Fresh state: at construction and in a forked child (which must not resend our
+        events). Only a forked child resets the transport: another client may share it."""
         self.queue = EventQueue()
         self.wake = threading.Event()
         # True from a caller's wake.set() for a full batch until the worker has woken: callers
@@ -112,8 +113,8 @@ class Worker:
         self.queue_full_unsignalled = 0  # queue_full drops not yet sent as a signal
         self._uuids: list[str] = []
         reset_transport = getattr(self.transport, "reset_after_fork", None)
-        if reset_transport is not None:
-            # Drops the parent's pooled connections in a forked child; a no-op when new.
+        if after_fork and reset_transport is not None:
+            # Lets go of the parent's pooled connections in a forked child.
             reset_transport()
 
     # -- lifecycle ---------------------------------------------------------------------

@@ -72,6 +72,25 @@ def test_exit_with_the_network_down_is_prompt_and_says_what_was_lost():
     assert "1 undelivered events" in done.stderr
 
 
+def test_several_clients_with_the_network_down_share_one_exit_deadline():
+    port = _free_port()  # nothing listens here
+    started = time.monotonic()
+    done = _run(
+        """
+        from outlit import Outlit
+        clients = [Outlit(flush_interval=60, shutdown_timeout=2.0) for _ in range(4)]
+        for client in clients:
+            client.track(email="down@example.com", event_name="lost")
+        """,
+        f"http://127.0.0.1:{port}",
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    # One after another, each would wait its 2 s: 8 s and more.
+    assert elapsed < 6, f"exit took {elapsed:.1f}s for 4 clients with shutdown_timeout=2"
+    assert done.stderr.count("undelivered events") == 4
+
+
 def test_forked_child_sends_its_own_events_and_never_the_parents(collector):
     done = _run(
         """

@@ -423,6 +423,10 @@ def django_like(**attrs: Any) -> Any:
             django_like(pk=3, email="a@x.com", get_email_field_name=lambda: 1 / 0),
             {"user_id": "3", "email": "a@x.com"},
         ),
+        (
+            django_like(pk=3, email="a@x.com", get_email_field_name=lambda: object()),
+            {"user_id": "3", "email": "a@x.com"},
+        ),
     ],
     ids=[
         "none",
@@ -440,6 +444,7 @@ def django_like(**attrs: Any) -> Any:
         "email-only",
         "django-EMAIL_FIELD",
         "email-field-name-raises",
+        "email-field-name-not-a-string",
     ],
 )
 def test_user_identity_of_framework_user_objects(user, identity):

@@ -177,6 +177,67 @@ def test_a_forked_child_closes_its_copy_of_the_connection_and_the_parent_keeps_i
     assert [json.loads(e.body)["n"] for e in server.exchanges] == [0, 1]
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_child_forked_while_a_request_is_in_flight_lets_go_at_once(serve, transport):
+    # The parent's worker is inside a request at fork time: it holds the reader's lock, which
+    # the child inherits held. Letting go must not wait for it (it would wait forever).
+    arrived, answer = threading.Event(), threading.Event()
+    answer.set()
+
+    def slow(exchange: Exchange) -> bytes:
+        arrived.set()
+        answer.wait(10)
+        return OK
+
+    server = serve(slow)
+    assert post(transport, server.url).status_code == 200  # the connection exists
+    arrived.clear()
+    answer.clear()
+    in_flight = threading.Thread(target=post, args=(transport, server.url))
+    in_flight.start()
+    assert arrived.wait(5)
+    time.sleep(0.05)  # the parent's thread is now waiting for the answer
+    pid = os.fork()
+    if pid == 0:
+        try:
+            transport.reset_after_fork()
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + 5
+    exited = 0
+    while time.monotonic() < deadline and not exited:
+        exited, _ = os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.02)
+    if not exited:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    answer.set()
+    in_flight.join(10)
+    assert exited, "the forked child hung letting go of the inherited connection"
+    assert post(transport, server.url).status_code == 200  # the parent's connection still works
+    assert server.connections == 1
+
+
+def test_a_second_client_on_a_shared_transport_leaves_the_first_ones_connection_alone(
+    serve, transport
+):
+    server = serve()
+    first = Outlit(
+        public_key="pk_t", api_host=f"http://127.0.0.1:{server.port}", transport=transport
+    )
+    try:
+        first.track(event_name="e", email="a@x.com")
+        assert first.flush(timeout=5)
+        connection = transport._sock
+        second = Outlit(
+            public_key="pk_t", api_host=f"http://127.0.0.1:{server.port}", transport=transport
+        )
+        assert transport._sock is connection  # not dropped by the second client's construction
+        second.shutdown(timeout=0)
+    finally:
+        first.shutdown(timeout=5)
+
+
 def test_a_connection_the_server_closed_while_idle_is_replaced_and_the_request_sent_once(
     serve, transport
 ):

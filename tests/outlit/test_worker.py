@@ -4,7 +4,9 @@ what ``flush()`` promises, the counters, the signals and the log lines a user se
 from __future__ import annotations
 
 import asyncio
+import decimal
 import email.utils
+import fractions
 import logging
 import threading
 import time
@@ -260,14 +262,15 @@ def test_a_retry_after_that_is_not_a_finite_number_is_ignored(value):
 
 
 def test_a_retry_after_of_nan_falls_back_to_the_policy_backoff(clients):
-    clock = Clock(
-        lambda request, n: Response(503, {"retry-after": "nan"}) if n == 1 else ok(request)
-    )
-    policy = RetryPolicy(initial_backoff=0.2, max_backoff=0.2)
+    clock = Clock(lambda request, n: Response(503, {"retry-after": "nan"}))
+    policy = RetryPolicy(initial_backoff=0.2, max_backoff=0.4)
     client, _ = clients(clock, retry=policy)
     client.track(event_name="e", email="a@x.com")
-    assert client.flush(timeout=5)
-    assert len(clock.times) == 2  # one retry, not a loop at the pacing limit
+    client.flush(timeout=0.01)  # the first attempt; the retries come by themselves
+    time.sleep(0.6)
+    # The policy's backoff (0 to 0.2 s, then 0 to 0.4 s, ...), not a retry at the pacing
+    # limit (100 requests per second: about 60 in this time).
+    assert 1 <= len(clock.times) <= 8, len(clock.times)
 
 
 def test_a_retry_after_of_zero_retries_at_once(clients):
@@ -671,12 +674,15 @@ def test_a_flush_marker_does_not_count_against_the_queue_cap(clients):
     client, _ = clients(hang, max_queue_size=3, max_batch_size=1)
     client.track(event_name="held", email="a@x.com")  # taken by the worker, hangs in flight
     assert wait_until(lambda: client._worker.inflight == 1)
-    for i in range(3):
+    for i in range(2):
         client.track(event_name=f"e{i}", email="a@x.com")
     waiter = threading.Thread(target=client.flush, kwargs={"timeout": 5})
     waiter.start()
     assert wait_until(lambda: client._worker.queue.markers == 1)
-    client.track(event_name="over", email="a@x.com")  # the queue holds 3 events: refused
+    assert len(client._worker.queue) == 3  # two events and the marker
+    client.track(event_name="third", email="a@x.com")  # two events waiting: it has a place
+    assert client.stats.dropped_by_reason == {}
+    client.track(event_name="over", email="a@x.com")  # three events waiting: refused
     assert client.stats.dropped_by_reason == {"queue_full": 1}
     gate.release.set()
     waiter.join(5)
@@ -700,7 +706,9 @@ def test_flushes_during_an_outage_do_not_send_more_than_one_request_per_initial_
     assert 2 <= len(clock.times) <= 7, clock.gaps()
 
 
-@pytest.mark.parametrize("timeout", [float("inf"), 1e12, 10**400])
+@pytest.mark.parametrize(
+    "timeout", [float("inf"), 1e12, 10**400, decimal.Decimal("5"), fractions.Fraction(5, 1)]
+)
 def test_a_flush_may_wait_as_long_as_it_likes(clients, timeout):
     client, _ = clients()
     client.track(event_name="e", email="a@x.com")
@@ -709,7 +717,23 @@ def test_a_flush_may_wait_as_long_as_it_likes(clients, timeout):
     assert client.shutdown(timeout=timeout)
 
 
-@pytest.mark.parametrize("timeout", [float("nan"), "5", True])
+@pytest.mark.parametrize("timeout", [-(10**400), -1.0])
+def test_a_negative_flush_timeout_means_do_not_wait(clients, timeout):
+    gate = Gate()
+
+    def hang(request):
+        gate.hold()
+        return ok(request)
+
+    client, _ = clients(hang)
+    client.track(event_name="e", email="a@x.com")
+    result = client.flush(timeout=timeout)
+    assert not result and result.pending == 1
+    gate.release.set()
+    assert client.flush(timeout=5)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), decimal.Decimal("NaN"), "5", True, [1]])
 def test_a_flush_timeout_that_is_not_a_number_is_refused_by_name(clients, timeout):
     client, _ = clients()
     client.track(event_name="e", email="a@x.com")
