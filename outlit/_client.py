@@ -630,17 +630,29 @@ _after_fork_hooked: set[str] = set()
 
 
 def _flush_at_child_exit() -> None:
-    """Flush at the exit of a multiprocessing (or billiard: Celery's prefork pool) child too.
+    """Flush at the exit of a multiprocessing, billiard or Celery pool child too.
 
     Such a child ends with ``os._exit()``, which skips atexit, right after running its
     library's exit finalizers: ours joins them (in any other process they run at exit beside
     our atexit hook, and shutdown() is idempotent). A child made by fork starts by clearing
     the finalizers it inherited and then runs the library's after-fork hooks: one of ours
-    registers the finalizer again there. Called after a fork and when a client starts.
+    registers the finalizer again there. Celery's pool children skip even those, but send
+    ``worker_process_shutdown`` first. Called after a fork and when a client starts.
     Nothing is imported that is not loaded yet."""
     import sys
 
     pid = os.getpid()
+    celery_signals = sys.modules.get("celery.signals")
+    if celery_signals is not None and "celery" not in _after_fork_hooked:
+        # Celery's pool processes skip even billiard's finalizers (os._exit() right after
+        # this signal, sent in the child): a process that loaded Celery flushes on it.
+        _after_fork_hooked.add("celery")
+        try:
+            celery_signals.worker_process_shutdown.connect(
+                _flush_at_celery_child_exit, weak=False, dispatch_uid="outlit-flush"
+            )
+        except Exception:  # pragma: no cover - an unexpected version: say why events may be lost
+            _logger().warning("outlit: could not connect to Celery's worker_process_shutdown")
     for library in ("multiprocessing", "billiard"):
         util = sys.modules.get(f"{library}.util")
         if util is None:
@@ -654,6 +666,10 @@ def _flush_at_child_exit() -> None:
                 _finalize(util)
         except Exception:  # pragma: no cover - an unexpected version: atexit remains
             _logger().debug("outlit: no exit hook in %s", library, exc_info=True)
+
+
+def _flush_at_celery_child_exit(**_signal: Any) -> None:
+    _shutdown_all_at_exit()
 
 
 def _finalize(util: Any, _token: object = None) -> None:
