@@ -233,4 +233,3 @@ def test_a_client_nobody_references_still_sends_and_flushes_at_exit(collector):
     events = collector.wait_for_events(12)
     assert Counter(e["properties"]["i"] for e in events) == {0: 4, 1: 4, 2: 4}
     assert max(Counter(e["uuid"] for e in events).values()) == 1
-
