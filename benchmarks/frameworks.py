@@ -326,6 +326,38 @@ def collector_counts(url: str) -> tuple[int, int]:
     return int(stats["events_stored"]), int(stats["ingest_requests"])
 
 
+def sessions(names: list[str], rounds: int, restarts: int) -> list[tuple[list[str], int]]:
+    """Each server session's start order and number of rounds.
+
+    A server process can run the same code several percent faster or slower than another
+    (placement, memory layout): with --restarts, each variant gets fresh processes, started in
+    a rotated order, and the rounds are shared among them."""
+    count = max(1, min(restarts, rounds))
+    return [
+        (names[n % len(names) :] + names[: n % len(names)], rounds // count + (n < rounds % count))
+        for n in range(count)
+    ]
+
+
+def start_servers(
+    server: str, targets: dict[str, str], names: list[str], env: dict[str, str]
+) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, str]]:
+    """Start ``names`` (keys of ``targets``) in that order: their processes and URLs. A
+    failure stops the ones already started."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    urls: dict[str, str] = {}
+    try:
+        for variant in names:
+            port = free_port()
+            procs[variant] = start_server(server, targets[variant], port, env, prefix=SERVER_CPU)
+            urls[variant] = f"http://127.0.0.1:{port}/"
+    except BaseException:
+        for proc in procs.values():
+            stop(proc)
+        raise
+    return procs, urls
+
+
 def load_together(
     load: Callable[[str, float, int], tuple[float, int]],
     urls: dict[str, str],
@@ -364,18 +396,9 @@ def shared_cpu(
     processes running the same code can differ under this method."""
     variants = {**targets, "plain-2": targets["plain"]}
     counts: dict[str, list[tuple[int, float]]] = {variant: [] for variant in variants}
-    sessions = max(1, min(args.restarts, args.rounds))
-    for session in range(sessions):
-        first = session % len(variants)
-        names = list(variants)[first:] + list(variants)[:first]
-        session_rounds = args.rounds // sessions + (session < args.rounds % sessions)
-        procs: dict[str, subprocess.Popen[bytes]] = {}
-        urls: dict[str, str] = {}
+    for names, session_rounds in sessions(list(variants), args.rounds, args.restarts):
+        procs, urls = start_servers(server, variants, names, env)
         try:
-            for variant in names:
-                port = free_port()
-                procs[variant] = start_server(server, variants[variant], port, env, SERVER_CPU)
-                urls[variant] = f"http://127.0.0.1:{port}/"
             for round_no in range(session_rounds + 1):  # the first round warms up, not counted
                 seconds = 1.0 if round_no == 0 else args.seconds
                 used = {variant: run_seconds(proc.pid) for variant, proc in procs.items()}
@@ -503,23 +526,9 @@ def main() -> int:
                 continue
             rates: dict[str, list[float]] = {variant: [] for variant in targets}
             cpu: dict[str, list[float]] = {variant: [] for variant in targets}
-            sessions = max(1, min(args.restarts, args.rounds))
-            for session in range(sessions):
-                # A server process can run the same code several percent faster or slower than
-                # another (placement, memory layout): with --restarts, each variant gets fresh
-                # processes, started in a rotated order, and the rounds are shared among them.
-                first = session % len(targets)
-                names = list(targets)[first:] + list(targets)[:first]
-                session_rounds = args.rounds // sessions + (session < args.rounds % sessions)
-                procs: dict[str, subprocess.Popen[bytes]] = {}
-                urls: dict[str, str] = {}
+            for names, session_rounds in sessions(list(targets), args.rounds, args.restarts):
+                procs, urls = start_servers(server, targets, names, env)
                 try:
-                    for variant in names:
-                        port = free_port()
-                        procs[variant] = start_server(
-                            server, targets[variant], port, env, prefix=SERVER_CPU
-                        )
-                        urls[variant] = f"http://127.0.0.1:{port}/"
                     for url in urls.values():  # warm-up, not counted
                         load(url, 1.0, args.connections)
                     for round_no in range(session_rounds):

@@ -101,3 +101,15 @@ def test_run_seconds_counts_the_time_a_process_family_spends_on_a_cpu() -> None:
         pass
     spent = frameworks.run_seconds(os.getpid()) - before
     assert 0.15 <= spent <= 5.0
+
+
+def test_sessions_rotate_the_start_order_and_share_the_rounds() -> None:
+    assert frameworks.sessions(["plain", "outlit", "empty"], rounds=7, restarts=3) == [
+        (["plain", "outlit", "empty"], 3),
+        (["outlit", "empty", "plain"], 2),
+        (["empty", "plain", "outlit"], 2),
+    ]
+    assert frameworks.sessions(["plain", "outlit"], rounds=2, restarts=5) == [
+        (["plain", "outlit"], 1),
+        (["outlit", "plain"], 1),
+    ]

@@ -133,6 +133,11 @@ class Gate:
         if not self.release.wait(timeout):
             raise AssertionError("the test never released a held request")
 
+    def answer_ok(self, request: Request) -> Response:
+        """A handler: holds each request until released, then answers 200."""
+        self.hold()
+        return ok(request)
+
 
 def ok(request: Request) -> Response:
     count = len(request.json()["events"])
