@@ -617,7 +617,9 @@ def _after_fork_in_child() -> None:
     for client in list(_live_clients):
         client._after_fork_in_child()
     if _live_clients:
-        _flush_at_child_exit()
+        # Not Celery's signal here: connecting takes its lock, which a thread of the parent may
+        # have held at fork time. The child connects when its client starts (_begin).
+        _flush_at_child_exit(connect_celery=False)
 
 
 class _AfterForkToken:
@@ -629,7 +631,7 @@ _exit_hooked: dict[str, int] = {}  # library -> the process whose exit finalizer
 _after_fork_hooked: set[str] = set()
 
 
-def _flush_at_child_exit() -> None:
+def _flush_at_child_exit(connect_celery: bool = True) -> None:
     """Flush at the exit of a multiprocessing, billiard or Celery pool child too.
 
     Such a child ends with ``os._exit()``, which skips atexit, right after running its
@@ -642,7 +644,7 @@ def _flush_at_child_exit() -> None:
     import sys
 
     pid = os.getpid()
-    celery_signals = sys.modules.get("celery.signals")
+    celery_signals = sys.modules.get("celery.signals") if connect_celery else None
     if celery_signals is not None and "celery" not in _after_fork_hooked:
         # Celery's pool processes skip even billiard's finalizers (os._exit() right after
         # this signal, sent in the child): a process that loaded Celery flushes on it.
