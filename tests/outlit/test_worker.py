@@ -268,9 +268,9 @@ def test_a_retry_after_of_nan_falls_back_to_the_policy_backoff(clients):
     client.track(event_name="e", email="a@x.com")
     client.flush(timeout=0.01)  # the first attempt; the retries come by themselves
     time.sleep(0.6)
-    # The policy's backoff (0 to 0.2 s, then 0 to 0.4 s, ...), not a retry at the pacing
-    # limit (100 requests per second: about 60 in this time).
-    assert len(clock.times) in range(1, 9), len(clock.times)
+    # The policy's backoff (0 to 0.2 s, then 0 to 0.4 s, ...: about 4 requests), not a retry
+    # at the pacing limit (100 requests per second: about 60 in this time).
+    assert len(clock.times) in range(1, 21), len(clock.times)
 
 
 def test_a_retry_after_of_zero_retries_at_once(clients):
@@ -696,9 +696,10 @@ def test_flushes_during_an_outage_do_not_send_more_than_one_request_per_initial_
     while time.monotonic() < deadline:
         client.flush(timeout=0.01)
     # Without flush() the backoff would grow to seconds; flushes cut it, but never to less
-    # than 0.2 s after a failure (a jittered backoff may be shorter on its own): at most one
-    # request per 0.2 s, where cutting it to nothing would send one per flush (about 100).
-    assert 2 <= len(clock.times) <= 7, clock.gaps()
+    # than 0.2 s after a failure. A jittered backoff may be shorter on its own (the first two
+    # average 0.1 and 0.15 s), so about 7 requests; cutting it to nothing would send one per
+    # flush, at the pacing limit: about 100.
+    assert len(clock.times) in range(2, 16), clock.gaps()
 
 
 @pytest.mark.parametrize(
