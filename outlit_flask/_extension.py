@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Flask, current_app, g, has_app_context
+from flask import Flask, current_app, g, has_app_context, request
 
 from outlit import BoundTracker, OptionError
 from outlit import Outlit as OutlitClient
@@ -35,9 +35,14 @@ logger = logging.getLogger("outlit")
 
 LoaderT = TypeVar("LoaderT", bound=IdentityLoader)
 
-# The app context's `g` itself, without the proxy: werkzeug's LocalProxy method, bound once
-# (and `g` itself should a Flask version have no proxy there).
+# The app context's `g` and the request themselves, without the proxies: werkzeug's LocalProxy
+# method, bound once (and the proxy itself should a Flask version have none there).
 _current_g: Callable[[], Any] = getattr(g, "_get_current_object", lambda: g)
+_current_request: Callable[[], Any] = getattr(request, "_get_current_object", lambda: request)
+
+# Where g keeps (request, tracker) for g.outlit: not under "outlit", so that every access goes
+# through the app's globals class and a new request never sees an earlier one's tracker.
+_G_KEY = "_outlit_tracker"
 
 
 class Outlit:
@@ -130,9 +135,9 @@ class Outlit:
             ) from exc
         app.extensions[EXTENSION_KEY] = client
         hooks = _AppHooks(self, client, settings)
-        # First of the app's before_request functions, so that g.outlit is there for a hook
-        # registered before init_app, even one that answers the request itself.
-        app.before_request_funcs.setdefault(None, []).insert(0, hooks.bind_tracker)
+        # g.outlit is made when first read, by the class Flask makes g from: a request that
+        # never tracks pays nothing, and it is there for every hook, whenever registered.
+        app.app_ctx_globals_class = _globals_class(app.app_ctx_globals_class, hooks)
         if settings.flush_on_teardown:
             app.teardown_appcontext(hooks.flush_on_teardown)
         hooks.connect_login_signals(app)
@@ -211,9 +216,9 @@ class Outlit:
 
 
 class _AppHooks:
-    """What init_app attaches to one app. The app holds it (through its before_request hook);
-    it holds no reference to the app, and looks the loader up on the extension for each request
-    so that ``@outlit.identity_loader`` may come after ``Outlit(app)``."""
+    """What init_app attaches to one app. The app holds it (through its ``g`` class); it holds
+    no reference to the app, and looks the loader up on the extension for each tracker so that
+    ``@outlit.identity_loader`` may come after ``Outlit(app)``."""
 
     def __init__(self, extension: Outlit, client: OutlitClient, settings: FlaskSettings) -> None:
         self._extension = extension
@@ -232,10 +237,27 @@ class _AppHooks:
             return BoundTracker(self._client, current_user_identity if loader is None else loader)
         return self._anonymous
 
-    def bind_tracker(self) -> None:
-        # Runs on every request: g is set on the object behind the proxy (setting through the
-        # proxy costs more than making the tracker).
-        _current_g().outlit = self.new_tracker()
+    def request_tracker(self, globals_: Any) -> BoundTracker:
+        """``g.outlit``: the current request's tracker, made on first use and kept in ``g`` for
+        the rest of the request. ``AttributeError`` outside a request, as before any use."""
+        try:
+            current = _current_request()
+        except RuntimeError:  # no request: g of a CLI command or a bare app context
+            raise AttributeError("outlit (g.outlit exists while a request is handled)") from None
+        kept = globals_.__dict__.get(_G_KEY)
+        # The request is compared because an app context pushed around several requests (a
+        # test's `with app.app_context()`) shares one g among them.
+        if kept is not None and kept[0] is current:
+            tracker: BoundTracker = kept[1]
+            return tracker
+        tracker = self.new_tracker()
+        globals_.__dict__[_G_KEY] = (current, tracker)
+        return tracker
+
+    @staticmethod
+    def forget_tracker() -> None:
+        """The next read of g.outlit makes a new tracker (the user logged in or out)."""
+        _current_g().__dict__.pop(_G_KEY, None)
 
     def connect_login_signals(self, app: Flask) -> None:
         settings = self._settings
@@ -256,7 +278,7 @@ class _AppHooks:
     def on_login(self, app: Flask, user: Any = None, **extra: Any) -> None:
         if self._settings.identify_user and has_app_context():
             # A fresh tracker: an identity looked up before login_user() in this request is stale.
-            g.outlit = self.new_tracker()
+            self.forget_tracker()
         if not self._settings.identify_on_login:
             return
         try:
@@ -272,7 +294,7 @@ class _AppHooks:
 
     def on_logout(self, app: Flask, user: Any = None, **extra: Any) -> None:
         if has_app_context():
-            g.outlit = self.new_tracker()
+            self.forget_tracker()
 
     def flush_on_teardown(self, exc: BaseException | None) -> None:
         client = self._client
@@ -290,3 +312,31 @@ class _AppHooks:
             teardown_flushed.send(current_app._get_current_object(), result=result)  # type: ignore[attr-defined]
         except Exception:
             logger.exception("outlit: a teardown_flushed receiver raised")
+
+
+def _globals_class(base: type[Any], hooks: _AppHooks) -> type[Any]:
+    """The app's ``g`` class with ``outlit`` added: read, it is the request's tracker."""
+    base_getattr = getattr(base, "__getattr__", None)
+
+    def __getattr__(self: Any, name: str) -> Any:
+        if name == "outlit":
+            return hooks.request_tracker(self)
+        if base_getattr is not None:
+            return base_getattr(self, name)
+        raise AttributeError(name)
+
+    def get(self: Any, name: str, default: Any = None) -> Any:
+        if name == "outlit" and name not in self.__dict__:
+            return getattr(self, name, default)
+        return base.get(self, name, default)
+
+    def __contains__(self: Any, item: str) -> bool:
+        if item == "outlit" and item not in self.__dict__:
+            return hasattr(self, item)
+        return bool(base.__contains__(self, item))
+
+    return type(
+        f"Outlit{base.__name__.lstrip('_')}",
+        (base,),
+        {"__getattr__": __getattr__, "get": get, "__contains__": __contains__},
+    )

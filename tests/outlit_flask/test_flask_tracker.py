@@ -303,3 +303,83 @@ def test_current_user_identity_outside_a_request_is_empty(make_app):
     with app.test_request_context():
         assert not current_user.is_authenticated
         assert current_user_identity() == {}
+
+
+# -- g.outlit is made when first read ---------------------------------------------------------
+
+
+def test_requests_sharing_one_app_context_each_get_their_own_identity(make_app, transport):
+    app = make_app()
+    users = iter(["first@example.com", "second@example.com"])
+    Outlit(app, identity_loader=lambda: {"email": next(users)})
+
+    @app.post("/export")
+    def export() -> str:
+        g.outlit.track(event_name="exported")
+        g.outlit.track(event_name="exported_again")  # the same tracker: looked up once
+        return "ok"
+
+    # A test that pushes an app context around its requests: both share one g.
+    with app.app_context():
+        client = app.test_client()
+        assert client.post("/export").status_code == 200
+        assert client.post("/export").status_code == 200
+    events = _flushed_events(app, transport)
+    assert [(e["eventName"], e["email"]) for e in events] == [
+        ("exported", "first@example.com"),
+        ("exported_again", "first@example.com"),
+        ("exported", "second@example.com"),
+        ("exported_again", "second@example.com"),
+    ]
+
+
+def test_g_outlit_answers_get_and_in_inside_a_request_only(make_app):
+    app = make_app()
+    Outlit(app)
+    seen: dict[str, Any] = {}
+
+    @app.get("/")
+    def index() -> str:
+        seen["same"] = g.outlit is g.outlit is g.get("outlit")
+        seen["in"] = "outlit" in g
+        return "ok"
+
+    assert app.test_client().get("/").status_code == 200
+    assert seen == {"same": True, "in": True}
+    with app.app_context():  # a CLI command's context: no request, no tracker
+        assert not hasattr(g, "outlit")
+        assert g.get("outlit") is None
+        assert "outlit" not in g
+        with pytest.raises(AttributeError, match="outlit"):
+            _ = g.outlit
+
+
+def test_an_apps_own_globals_class_keeps_its_behaviour(make_app, transport):
+    from flask.ctx import _AppCtxGlobals
+
+    class Globals(_AppCtxGlobals):
+        def tenant(self) -> str:
+            return "acme"
+
+    app = make_app()
+    app.app_ctx_globals_class = Globals
+    Outlit(app, identity_loader=lambda: {"customer_domain": "acme.com"})
+
+    @app.get("/")
+    def index() -> str:
+        g.outlit.track(event_name="seen", properties={"tenant": g.tenant()})
+        g.visits = 1  # ordinary attributes still work
+        return str(g.visits)
+
+    assert app.test_client().get("/").get_data(as_text=True) == "1"
+    (event,) = _flushed_events(app, transport)
+    assert (event["customerDomain"], event["properties"]) == ("acme.com", {"tenant": "acme"})
+
+
+def test_g_outlit_works_in_a_test_request_context(make_app, transport):
+    app = make_app()
+    Outlit(app, identity_loader=lambda: {"user_id": "u-7"})
+    with app.test_request_context("/"):
+        g.outlit.track(event_name="from_a_unit_test")
+    (event,) = _flushed_events(app, transport)
+    assert (event["eventName"], event["userId"]) == ("from_a_unit_test", "u-7")
