@@ -28,22 +28,20 @@ IdentitySource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | No
 #: The identity keys a resolver may return.
 IDENTITY_KEYS = TRACK_IDENTITY
 
-_TRACK_KEYS = frozenset(TRACK_IDENTITY)
 
-_UNRESOLVED: Any = object()
+_NO_IDS: tuple[Any, ...] = (None,) * len(TRACK_IDENTITY)
 
 
 class BoundTracker:
     """Has every tracking method of :class:`~outlit.Outlit`; fills in a default identity."""
 
-    __slots__ = ("_client", "_identity", "_ids", "_source")
+    __slots__ = ("_client", "_ids", "_source")
 
     def __init__(self, client: Outlit, identity: IdentitySource = None) -> None:
         self._client = client
         self._source = identity
-        self._identity: Any = _UNRESOLVED
-        # The resolved identity as track()'s five arguments, in TRACK_IDENTITY order.
-        self._ids: Any = None
+        # The resolved identity as track()'s five arguments (see _resolve); None until then.
+        self._ids: tuple[Any, ...] | None = None
 
     @property
     def client(self) -> Outlit:
@@ -67,13 +65,25 @@ class BoundTracker:
         return dict(self._resolved())
 
     def _resolved(self) -> dict[str, Any]:
+        """The resolved identity as a dict of its non-empty fields."""
+        ids = self._ids
+        if ids is None:
+            ids = self._resolve()
+        return {
+            name: value
+            for name, value in zip(TRACK_IDENTITY, ids, strict=True)
+            if value is not None
+        }
+
+    def _resolve(self) -> tuple[Any, ...]:
+        """Look the identity up (once) as track()'s five identity arguments, in
+        TRACK_IDENTITY order, None for a field the source leaves out or empty."""
         # The source is read before the identity and dropped after it is stored, so a thread
         # that finds no source also finds the identity another thread stored.
         source = self._source
-        identity: dict[str, Any] = self._identity
-        if identity is not _UNRESOLVED:
-            return identity
-        identity = {}
+        ids = self._ids
+        if ids is not None:
+            return ids
         try:
             found = source() if callable(source) else source
         except Exception:
@@ -81,21 +91,24 @@ class BoundTracker:
             logger.exception("outlit: the identity function raised; tracking without identity")
             found = None
         if found:
-            for key, value in (found if type(found) is dict else dict(found)).items():
-                if key in _TRACK_KEYS and value is not None and value != "":
-                    identity[key] = value
-        get = identity.get
-        self._ids = (
-            get("email"),
-            get("user_id"),
-            get("fingerprint"),
-            get("customer_id"),
-            get("customer_domain"),
-        )
-        self._identity = identity
+            # Read straight into the tuple, with no dict in between: this runs on most
+            # requests that track, and a loop over the found keys costs several times more.
+            get = found.get if type(found) is dict else dict(found).get
+            ids = (
+                get("email"),
+                get("user_id"),
+                get("fingerprint"),
+                get("customer_id"),
+                get("customer_domain"),
+            )
+            if "" in ids:
+                ids = tuple(None if value == "" else value for value in ids)
+        else:
+            ids = _NO_IDS
+        self._ids = ids
         # Let go of the source (often holding the request, which may hold this tracker).
         self._source = None
-        return identity
+        return ids
 
     def _replace_source(self, make: Callable[[], IdentitySource]) -> None:
         """Swap an identity source not used yet for ``make()``. The adapters call it once a
@@ -146,8 +159,7 @@ class BoundTracker:
         ):
             ids = self._ids
             if ids is None:
-                self._resolved()
-                ids = self._ids
+                ids = self._resolve()
             email, user_id, fingerprint, customer_id, customer_domain = ids
         self._client.track(
             event_name=event_name,

@@ -354,6 +354,25 @@ def test_g_outlit_answers_get_and_in_inside_a_request_only(make_app):
             _ = g.outlit
 
 
+def test_a_value_assigned_to_g_outlit_wins_for_the_rest_of_the_request(make_app):
+    app = make_app()
+    Outlit(app)
+    stand_in = object()
+    seen: dict[str, Any] = {}
+
+    @app.get("/")
+    def index() -> str:
+        g.outlit = stand_in  # e.g. a test's own fake
+        seen["read"] = g.outlit
+        seen["get"] = g.get("outlit")
+        del g.outlit
+        seen["after_del"] = type(g.outlit).__name__
+        return "ok"
+
+    assert app.test_client().get("/").status_code == 200
+    assert seen == {"read": stand_in, "get": stand_in, "after_del": "BoundTracker"}
+
+
 def test_an_apps_own_globals_class_keeps_its_behaviour(make_app, transport):
     from flask.ctx import _AppCtxGlobals
 
