@@ -2,6 +2,7 @@
 
     python benchmarks/instructions.py                 # every framework and variant
     python benchmarks/instructions.py --only flask --requests 500 2500
+    python benchmarks/instructions.py --repeat 3      # the median of three, with the range
 
 The same servers and apps as ``benchmarks/frameworks.py`` (gunicorn or uvicorn, one worker,
 ``benchmarks/apps/*_hello.py``), each run under valgrind's cachegrind, which counts the
@@ -27,6 +28,7 @@ import http.client
 import os
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 
@@ -99,8 +101,17 @@ def main() -> int:
         metavar=("FEW", "MANY"),
         help="requests in the two runs of each variant (default: 500 2500)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each variant this many times and report the median, with the range "
+        "(default: 1)",
+    )
     args = parser.parse_args()
     few, many = args.requests
+    if args.repeat < 1:
+        parser.error("--repeat needs at least 1")
     if not 0 < few < many:
         parser.error("--requests needs 0 < FEW < MANY")
     if shutil.which("valgrind") is None:
@@ -110,6 +121,7 @@ def main() -> int:
     print(
         f"user-space instructions per request, from runs of {few:,} and {many:,} sequential "
         "requests under cachegrind (one server worker)"
+        + (f", median of {args.repeat} measurements [range]" if args.repeat > 1 else "")
     )
     collector, collector_url = start_collector()
     results: list[tuple[str, float]] = []
@@ -117,22 +129,36 @@ def main() -> int:
         env = server_env(collector_url)
         for name in args.only or sorted(FRAMEWORKS):
             server, targets = FRAMEWORKS[name]
-            per_request: dict[str, float] = {}
-            for variant, target in targets.items():
-                low = count_instructions(server, target, few, env)
-                high = count_instructions(server, target, many, env)
-                per_request[variant] = (high - low) / (many - few)
+            samples: dict[str, list[float]] = {variant: [] for variant in targets}
+            for _ in range(args.repeat):  # the variants take turns, as in frameworks.py
+                for variant, target in targets.items():
+                    low = count_instructions(server, target, few, env)
+                    high = count_instructions(server, target, many, env)
+                    samples[variant].append((high - low) / (many - few))
+            per_request = {variant: statistics.median(found) for variant, found in samples.items()}
             plain = per_request["plain"]
-            print(f"{name} ({server}): plain {plain:,.0f} instructions/request", flush=True)
+            plain_spread = ""
+            if args.repeat > 1:
+                low_plain, high_plain = (value - plain for value in _range(samples["plain"]))
+                plain_spread = f" [{low_plain:+,.0f}..{high_plain:+,.0f}]"
+            print(
+                f"{name} ({server}): plain {plain:,.0f} instructions/request{plain_spread}",
+                flush=True,
+            )
             for variant, count in per_request.items():
                 if variant == "plain":
                     continue
                 cost = (count / plain - 1) * 100
                 if variant.startswith("outlit"):
                     results.append((f"{name} {variant}", cost))
+                spread = ""
+                if args.repeat > 1:
+                    # Each measurement of the variant against the median of the plain app.
+                    low_cost, high_cost = (value - plain for value in _range(samples[variant]))
+                    spread = f" [{low_cost:+,.0f}..{high_cost:+,.0f}]"
                 print(
-                    f"  {variant:18s} {count:11,.0f}  {count - plain:+9,.0f} ({cost:+5.1f}%)   "
-                    f"[{VARIANT_NOTES.get(variant, '')}]",
+                    f"  {variant:18s} {count:11,.0f}  {count - plain:+9,.0f} ({cost:+5.1f}%)"
+                    f"{spread}   [{VARIANT_NOTES.get(variant, '')}]",
                     flush=True,
                 )
     finally:
@@ -140,6 +166,10 @@ def main() -> int:
     worst = max(results, key=lambda r: r[1], default=("-", 0.0))
     print(f"largest cost: {worst[1]:+.1f}% instructions per request ({worst[0]})")
     return 0
+
+
+def _range(values: list[float]) -> tuple[float, float]:
+    return min(values), max(values)
 
 
 if __name__ == "__main__":
