@@ -13,11 +13,13 @@ requests from one sequential client, and is stopped; the difference between the 
 divided by the difference in requests, is what one more request costs. Start-up, warm-up and
 shutdown cancel out.
 
-Unlike requests per second on a shared machine, the count barely moves between runs (by up to
-about 6,000 instructions in 900,000, under 1%: threads interleave differently under valgrind
-from one run to the next) however busy the machine is, so a 2% cost is visible as 2%. What it leaves out: time in the kernel (nearly the same for
-every variant: the same sockets, plus one HTTP request per 100 events on outlit's kept-alive
-connection) and the cost of cache misses. Needs valgrind (``apt-get install valgrind``).
+Unlike requests per second on a shared machine, the count does not move with the machine's
+load, so a 2% cost is visible as 2%. Single measurements of the same code still differ, by
+about 1,000 instructions in 900,000 for Django and FastAPI and up to 10,000 for Flask (threads
+interleave differently under valgrind, and the garbage collector's full passes fall
+differently): ``--repeat`` reports the median of several, with their range. What it leaves
+out: time in the kernel (nearly the same for every variant: the same sockets, plus one HTTP
+request per 100 events on outlit's kept-alive connection) and the cost of cache misses. Needs valgrind (``apt-get install valgrind``).
 """
 
 from __future__ import annotations
