@@ -90,10 +90,12 @@ class BoundTracker:
             # The identity hook is app code; a failure there must not break the request.
             logger.exception("outlit: the identity function raised; tracking without identity")
             found = None
+        if found and type(found) is not dict:
+            found = _as_mapping(found)
         if found:
             # Read straight into the tuple, with no dict in between: this runs on most
             # requests that track, and a loop over the found keys costs several times more.
-            get = found.get if type(found) is dict else dict(found).get
+            get = found.get
             ids = (
                 get("email"),
                 get("user_id"),
@@ -193,6 +195,19 @@ class BoundTracker:
 
     def __repr__(self) -> str:
         return f"<BoundTracker identity={sorted(self.identity)} client={self._client!r}>"
+
+
+def _as_mapping(found: Any) -> dict[str, Any] | None:
+    """An identity source's answer that is not a dict, as one; None, logged, when it is not a
+    mapping at all (a user object returned instead of its fields, say)."""
+    if isinstance(found, Mapping):
+        return dict(found)
+    logger.error(
+        "outlit: the identity function returned a %s, not a mapping of identity fields "
+        "(email, user_id, fingerprint, customer_id, customer_domain); tracking without identity",
+        type(found).__name__,
+    )
+    return None
 
 
 class _BoundUser:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from outlit import BoundTracker
+from outlit import BoundTracker, InvalidEventError
 from outlit._tracker import user_identity
 
 try:
@@ -256,6 +256,27 @@ def test_a_raising_identity_function_is_logged_and_tracking_goes_on(client, capl
     assert len(errors) == 1
     assert errors[0].exc_info is not None
     assert "session store down" in str(errors[0].exc_info[1])
+    assert [e["eventName"] for e in sent_events(c, transport)] == ["explicit"]
+
+
+@pytest.mark.parametrize("answer", ["jane@example.com", 42, [("email", "a@x.com")], object()])
+def test_an_identity_function_returning_no_mapping_is_logged_and_tracking_goes_on(
+    client, caplog, answer
+):
+    # e.g. an identity loader that returns the user object instead of its fields
+    caplog.set_level(logging.ERROR, logger="outlit")
+    c, transport = client
+    tracker = c.bind(lambda: answer)
+    with pytest.raises(InvalidEventError, match="needs at least one of"):
+        tracker.track(event_name="needs_identity")
+    tracker.track(event_name="explicit", email="a@x.com")
+    assert tracker.identity == {}
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [
+        f"outlit: the identity function returned a {type(answer).__name__}, not a mapping of "
+        "identity fields (email, user_id, fingerprint, customer_id, customer_domain); "
+        "tracking without identity"
+    ]
     assert [e["eventName"] for e in sent_events(c, transport)] == ["explicit"]
 
 
