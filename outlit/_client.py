@@ -42,13 +42,13 @@ from ._options import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime as _dt
-    import logging
     from collections.abc import Mapping
     from types import TracebackType
     from typing import Any
 
     from typing_extensions import Unpack
 
+    from ._log import SafeLogger
     from ._retry import RetryPolicy
     from ._tracker import BoundTracker, IdentitySource
     from ._transport import Transport
@@ -61,10 +61,10 @@ if TYPE_CHECKING:
 _now = time.time
 
 
-def _logger() -> logging.Logger:
-    import logging
+def _logger() -> SafeLogger:
+    from ._log import get_logger
 
-    return logging.getLogger("outlit")
+    return get_logger("outlit")
 
 
 #: How long ``flush()`` waits by default before giving up (seconds).

@@ -14,13 +14,14 @@ import datetime as _dt
 import decimal
 import enum
 import json
-import logging
 import math
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-logger = logging.getLogger("outlit")
+from ._log import get_logger
+
+logger = get_logger("outlit")
 
 _MAX_DEPTH = 32
 _MAX_INT_BITS = 4000  # well under the 4300-digit limit of int -> str conversion

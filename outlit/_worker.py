@@ -12,7 +12,6 @@ interval passes, when ``flush()`` asks, or when a retry is due. What each answer
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
@@ -22,12 +21,13 @@ from typing import Any
 
 from ._encoding import encode_body, encode_event
 from ._ids import new_uuids
+from ._log import get_logger
 from ._options import MAX_BODY_BYTES, Options
 from ._queue import BODY_OVERHEAD, EventQueue, build_body
 from ._retry import is_transient, server_delay
 from ._transport import Request, Response, Transport, TransportError
 
-logger = logging.getLogger("outlit")
+logger = get_logger("outlit")
 
 _monotonic = time.monotonic
 

@@ -20,13 +20,14 @@ one warning (see :func:`warn_without_lifespan`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from outlit._log import get_logger
+
 from .client import peek_client
 
-logger = logging.getLogger("outlit.django")
+logger = get_logger("outlit.django")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

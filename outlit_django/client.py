@@ -21,8 +21,9 @@ from . import conf
 
 if TYPE_CHECKING:
     from outlit import FlushResult, Options
+from outlit._log import get_logger
 
-logger = logging.getLogger("outlit.django")
+logger = get_logger("outlit.django")
 
 _lock = threading.Lock()
 

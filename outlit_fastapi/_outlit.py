@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
@@ -42,8 +41,9 @@ if TYPE_CHECKING:
         Transport,
         UserAPI,
     )
+from outlit._log import get_logger
 
-logger = logging.getLogger("outlit")
+logger = get_logger("outlit")
 
 #: How long the serverless flush after each response may wait (seconds).
 DEFAULT_FLUSH_AFTER_RESPONSE_TIMEOUT = 2.0

@@ -5,7 +5,6 @@ four that belong to Flask (identity, login, teardown flush and its bound), read 
 from __future__ import annotations
 
 import difflib
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ from outlit import (
     DEFAULT_TIMEOUT,
     OptionError,
 )
+from outlit._log import get_logger
 from outlit._options import options_from_config
 
-logger = logging.getLogger("outlit")
+logger = get_logger("outlit")
 
 PREFIX = "OUTLIT_"
 

@@ -3,7 +3,6 @@ when a user logs in, and an optional bounded flush when the app context tears do
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -11,6 +10,7 @@ from flask import Flask, current_app, g, has_app_context, request
 
 from outlit import BoundTracker, OptionError
 from outlit import Outlit as OutlitClient
+from outlit._log import get_logger
 from outlit._tracker import user_identity
 
 from ._cli import outlit_cli
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 #: The key of the app's client in ``app.extensions``.
 EXTENSION_KEY = "outlit"
 
-logger = logging.getLogger("outlit")
+logger = get_logger("outlit")
 
 LoaderT = TypeVar("LoaderT", bound=IdentityLoader)
 
