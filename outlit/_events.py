@@ -108,6 +108,8 @@ def identity_text(field: str, value: Any) -> str | None:
         elif isinstance(value, int) and not isinstance(value, bool) and field in _NUMERIC_IDS:
             # Database primary keys are often ints; the wire wants strings.
             return str(value)
+        elif field in _KEY_IDS and _is_uuid(value):
+            return str(value)  # a UUID primary key or device id
         else:
             raise InvalidEventError(f"{field} must be a string, got {type(value).__name__}")
     text: str = value
@@ -117,6 +119,13 @@ def identity_text(field: str, value: Any) -> str | None:
 
 
 _NUMERIC_IDS = frozenset(("user_id", "customer_id", "stripe_customer_id"))
+_KEY_IDS = _NUMERIC_IDS | {"fingerprint"}
+
+
+def _is_uuid(value: Any) -> bool:
+    import uuid  # only for a value that is not a str: `import outlit` stays cheap
+
+    return isinstance(value, uuid.UUID)
 
 
 def usable_identities(
@@ -134,8 +143,15 @@ def copy_object(field: str, value: Any) -> dict[str, Any]:
     if type(value) is dict:
         return value.copy()
     if isinstance(value, Mapping):
-        return dict(value)
+        try:
+            return dict(value)
+        except Exception as exc:  # a mapping of the app's own that raises when read
+            raise InvalidEventError(f"{field} could not be read: {_describe(exc)}") from exc
     raise InvalidEventError(f"{field} must be a dict, got {type(value).__name__}")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 # 1e11 ms is March 1973; today in seconds is about 1.7e9: a value below it was probably meant
@@ -154,9 +170,9 @@ def _plausible(ms: int) -> int:
         )
     if ms < _SECONDS_LOOK_BELOW and not _warned_seconds:
         _warned_seconds = True
-        import logging
+        from ._log import get_logger
 
-        logging.getLogger("outlit").warning(
+        get_logger("outlit").warning(
             "outlit: timestamp %d is in 1970-1973 as Unix milliseconds: if it is seconds "
             "(time.time()), pass int(seconds * 1000) or a datetime (said once)",
             ms,
@@ -181,11 +197,16 @@ def timestamp_ms(value: Any) -> int | float:
     import datetime as _dt
 
     if isinstance(value, _dt.datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
+        try:
+            aware = value.tzinfo is not None and value.utcoffset() is not None
+            ms = int(value.timestamp() * 1000) if aware else 0
+        except Exception as exc:  # a tzinfo of the app's own that raises
+            raise InvalidEventError(f"timestamp could not be read: {_describe(exc)}") from exc
+        if not aware:
             raise InvalidEventError(
                 "timestamp datetime must be timezone-aware (e.g. datetime.now(timezone.utc))"
             )
-        return _plausible(int(value.timestamp() * 1000))
+        return _plausible(ms)
     raise InvalidEventError(
         f"timestamp must be Unix milliseconds (int) or an aware datetime, got {type(value).__name__}"
     )

@@ -8,11 +8,18 @@ never mixed (an admin tracking an event for another user's email does not get th
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._events import BILLING_IDENTITY, IDENTIFY_IDENTITY, STAGE_IDENTITY, TRACK_IDENTITY
+from ._events import (
+    BILLING_IDENTITY,
+    IDENTIFY_IDENTITY,
+    STAGE_IDENTITY,
+    TRACK_IDENTITY,
+    identity_text,
+)
+from ._exceptions import InvalidEventError
+from ._log import get_logger
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -21,7 +28,7 @@ if TYPE_CHECKING:
     from ._types import BillingOptions, ServerIdentifyOptions, StageOptions
     from ._worker import FlushResult
 
-logger = logging.getLogger("outlit")
+logger = get_logger("outlit")
 
 IdentitySource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None
 
@@ -86,26 +93,14 @@ class BoundTracker:
             return ids
         try:
             found = source() if callable(source) else source
+            ids = _identity_args(found) if found else _NO_IDS
         except Exception:
-            # The identity hook is app code; a failure there must not break the request.
-            logger.exception("outlit: the identity function raised; tracking without identity")
-            found = None
-        if found and type(found) is not dict:
-            found = _as_mapping(found)
-        if found:
-            # Read straight into the tuple, with no dict in between: this runs on most
-            # requests that track, and a loop over the found keys costs several times more.
-            get = found.get
-            ids = (
-                get("email"),
-                get("user_id"),
-                get("fingerprint"),
-                get("customer_id"),
-                get("customer_domain"),
+            # The identity hook is app code; a failure there, or an answer that cannot be
+            # read, must not break the request.
+            logger.exception(
+                "outlit: the identity function raised, or its answer could not be read; "
+                "tracking without identity"
             )
-            if "" in ids:
-                ids = tuple(None if value == "" else value for value in ids)
-        else:
             ids = _NO_IDS
         self._ids = ids
         # Let go of the source (often holding the request, which may hold this tracker).
@@ -197,17 +192,48 @@ class BoundTracker:
         return f"<BoundTracker identity={sorted(self.identity)} client={self._client!r}>"
 
 
-def _as_mapping(found: Any) -> dict[str, Any] | None:
-    """An identity source's answer that is not a dict, as one; None, logged, when it is not a
-    mapping at all (a user object returned instead of its fields, say)."""
-    if isinstance(found, Mapping):
-        return dict(found)
-    logger.error(
-        "outlit: the identity function returned a %s, not a mapping of identity fields "
-        "(email, user_id, fingerprint, customer_id, customer_domain); tracking without identity",
-        type(found).__name__,
+def _identity_args(found: Any) -> tuple[Any, ...]:
+    """track()'s five identity arguments from an identity source's answer."""
+    if type(found) is not dict:
+        if not isinstance(found, Mapping):
+            logger.error(
+                "outlit: the identity function returned a %s, not a mapping of identity "
+                "fields (email, user_id, fingerprint, customer_id, customer_domain); tracking "
+                "without identity",
+                type(found).__name__,
+            )
+            return _NO_IDS
+        found = dict(found)
+    # Read straight into the tuple, with no dict in between: this runs on most requests that
+    # track, and a loop over the found keys costs several times more.
+    get = found.get
+    ids = (
+        get("email"),
+        get("user_id"),
+        get("fingerprint"),
+        get("customer_id"),
+        get("customer_domain"),
     )
-    return None
+    for value in ids:
+        if value is not None and (type(value) is not str or not value):
+            return _checked_args(ids)
+    return ids
+
+
+def _checked_args(ids: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``ids`` with empty values as None, ids of other types as strings where they have one
+    (an int or UUID key), and a value of any other type left out (logged): the other fields
+    are still used."""
+    checked: list[Any] = []
+    for name, value in zip(TRACK_IDENTITY, ids, strict=True):
+        if value is not None:
+            try:
+                value = identity_text(name, value)
+            except InvalidEventError as exc:
+                logger.error("outlit: the identity function's %s; left out of the identity", exc)
+                value = None
+        checked.append(value)
+    return tuple(checked)
 
 
 class _BoundUser:

@@ -17,6 +17,7 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 
 from outlit import BoundTracker
+from outlit._log import get_logger
 
 from . import asgi, conf
 from .client import _proxy, get_client, resolved_options
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
     GetResponse = Callable[[HttpRequest], HttpResponseBase]
     AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+
+logger = get_logger("outlit.django")
 
 
 def request_tracker(request: HttpRequest) -> BoundTracker:
@@ -102,9 +106,7 @@ class OutlitMiddleware:
         except (KeyError, TypeError):
             is_async = _is_async_view(view_func)
         if is_async and conf.get_settings().identity is not None:
-            user = getattr(request, "user", None)
-            if user is not None:
-                _ = user.is_authenticated
+            _load_user(request)
         return None
 
     async def _aprocess_view(
@@ -123,8 +125,13 @@ class OutlitMiddleware:
         if is_async and conf.get_settings().identity is not None:
             auser = getattr(request, "auser", None)
             if auser is not None:
-                # Assigned as login() does, so request.user and the identity function see it.
-                request.user = await auser()
+                try:
+                    user = await auser()
+                except Exception:
+                    _could_not_load(request)
+                else:
+                    # Assigned as login() does, so request.user and the identity function see it.
+                    request.user = user
             elif hasattr(request, "user"):  # Django 4.2 has no request.auser()
                 await sync_to_async(_load_user)(request)
         return None
@@ -148,4 +155,20 @@ def _is_async_view(view_func: Callable[..., Any]) -> bool:
 
 
 def _load_user(request: HttpRequest) -> None:
-    _ = request.user.is_authenticated
+    try:
+        user = getattr(request, "user", None)
+        if user is not None:
+            _ = user.is_authenticated
+    except Exception:
+        _could_not_load(request)
+
+
+def _could_not_load(request: HttpRequest) -> None:
+    # Loading the user ahead of the view is outlit's own idea: a view that never tracks must
+    # not fail for it (the database may be down, say). A view or identity function that reads
+    # request.user meets the error itself; the identity function's is logged by the tracker.
+    logger.debug(
+        "outlit: could not load request.user before the async view of %s",
+        request.path,
+        exc_info=True,
+    )

@@ -11,7 +11,6 @@ None of them ever raises into the request or the login: failures are logged.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.signals import user_logged_in
@@ -26,8 +25,9 @@ from .identity import default_identity
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
+from outlit._log import get_logger
 
-logger = logging.getLogger("outlit.django")
+logger = get_logger("outlit.django")
 
 _FLUSH_UID = "outlit_django.flush"
 
@@ -64,15 +64,17 @@ def identify_on_login(
 def _extra_identity(function: conf.IdentityFunction, request: HttpRequest) -> dict[str, Any]:
     try:
         extra = function(request) or {}
+        return {
+            key: value
+            for key, value in extra.items()
+            if key in IDENTITY_KEYS and value is not None and value != ""
+        }
     except Exception:
         # The user's fields are still worth sending without the customer's.
-        logger.exception("outlit: the identity function raised during login")
+        logger.exception(
+            "outlit: the identity function raised during login, or its answer could not be read"
+        )
         return {}
-    return {
-        key: value
-        for key, value in extra.items()
-        if key in IDENTITY_KEYS and value is not None and value != ""
-    }
 
 
 def flush_on_request_finished(sender: Any, **kwargs: Any) -> None:

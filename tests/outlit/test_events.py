@@ -8,7 +8,7 @@ import logging
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -684,3 +684,59 @@ def test_full_batches_of_mixed_events_validate_against_the_published_schema(clie
     assert [len(r.json()["events"]) for r in transport.requests] == [100, 100, 50]
     for request in transport.requests:
         assert_valid_body(request.body)
+
+
+# -- values of the app's own types ------------------------------------------------------------
+
+
+def test_uuid_keys_are_accepted_as_ids_and_sent_as_strings(client):
+    c, transport = client
+    user, device, customer = uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)
+    c.track(event_name="e", user_id=user, fingerprint=device)
+    c.customer.paid(customer_id=customer)
+    track, paid = sent_events(c, transport)
+    assert (track["userId"], track["fingerprint"]) == (str(user), str(device))
+    assert paid["customerId"] == str(customer)
+    with pytest.raises(InvalidEventError, match="email must be a string, got UUID"):
+        c.track(event_name="e", email=user)
+
+
+class _UnreadableMapping(Mapping[str, Any]):
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("read failed")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["plan"])
+
+    def __len__(self) -> int:
+        return 1
+
+
+class _BrokenZone(dt.tzinfo):
+    def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
+        raise RuntimeError("zone data missing")
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (
+            lambda c: c.track(event_name="e", user_id="u", properties=_UnreadableMapping()),
+            "properties",
+        ),
+        (lambda c: c.identify(user_id="u", traits=_UnreadableMapping()), "traits"),
+        (lambda c: c.customer.paid(customer_id="c", properties=_UnreadableMapping()), "properties"),
+        (
+            lambda c: c.track(
+                event_name="e", user_id="u", timestamp=dt.datetime(2024, 1, 1, tzinfo=_BrokenZone())
+            ),
+            "timestamp",
+        ),
+    ],
+    ids=["track_properties", "identify_traits", "billing_properties", "timestamp_zone"],
+)
+def test_a_value_that_raises_when_read_is_a_validation_error_naming_the_field(client, call, field):
+    c, _ = client
+    with pytest.raises(InvalidEventError, match=f"^{field} could not be read: RuntimeError"):
+        call(c)
+    assert c.queue_size == 0

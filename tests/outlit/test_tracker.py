@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
@@ -277,6 +277,66 @@ def test_an_identity_function_returning_no_mapping_is_logged_and_tracking_goes_o
         "identity fields (email, user_id, fingerprint, customer_id, customer_domain); "
         "tracking without identity"
     ]
+    assert [e["eventName"] for e in sent_events(c, transport)] == ["explicit"]
+
+
+def test_identity_values_of_key_types_become_strings_and_others_are_left_out(client, caplog):
+    import uuid
+
+    caplog.set_level(logging.ERROR, logger="outlit")
+    c, transport = client
+    key = uuid.UUID(int=1)
+    tracker = c.bind(
+        lambda: {"user_id": key, "customer_id": 42, "email": 1.5, "customer_domain": ""}
+    )
+    tracker.track(event_name="e")
+    (event,) = sent_events(c, transport)
+    assert (event["userId"], event["customerId"]) == (str(key), "42")
+    assert "email" not in event and "customerDomain" not in event
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "outlit: the identity function's email must be a string, got float; "
+        "left out of the identity"
+    ]
+
+
+class _UnreadableMapping(Mapping[str, Any]):
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("iteration failed")
+
+    def __len__(self) -> int:
+        return 1
+
+
+class _NoTruth:
+    def __bool__(self) -> bool:
+        raise ValueError("ambiguous")
+
+
+class _LazyValue(str):
+    """Stands in for a lazy proxy whose value cannot be loaded (the database is down)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("database is down")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [_UnreadableMapping(), _NoTruth(), {"email": _LazyValue("x"), "user_id": "u1"}],
+    ids=["mapping_raising", "truth_raising", "value_raising"],
+)
+def test_an_unreadable_identity_answer_is_logged_and_tracking_goes_on(client, caplog, answer):
+    caplog.set_level(logging.ERROR, logger="outlit")
+    c, transport = client
+    tracker = c.bind(lambda: answer)
+    with pytest.raises(InvalidEventError, match="needs at least one of"):
+        tracker.track(event_name="needs_identity")
+    tracker.track(event_name="explicit", email="a@x.com")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert "could not be read" in errors[0].getMessage()
     assert [e["eventName"] for e in sent_events(c, transport)] == ["explicit"]
 
 

@@ -108,6 +108,19 @@ class IdentifyOnLoginWithBrokenIdentityFunctionTests(LoginTestCase):
         assert (event["userId"], event["email"]) == (str(self.jane.pk), "jane@acme.com")
 
 
+class IdentifyOnLoginWithAnIdentityFunctionReturningNoMappingTests(LoginTestCase):
+    outlit_settings: ClassVar[dict[str, Any]] = {
+        "IDENTIFY_USER": "djtestproject.identity.user_object_identity"
+    }
+
+    def test_the_login_succeeds_and_the_users_fields_are_still_sent(self):
+        with self.assertLogs("outlit", logging.ERROR) as logs:
+            assert self.sign_in() == 200
+        assert "its answer could not be read" in logs.output[0]
+        (event,) = self.sent()
+        assert (event["userId"], event["email"]) == (str(self.jane.pk), "jane@acme.com")
+
+
 class IdentifyOnLoginWhenTheClientCannotBeBuiltTests(LoginTestCase):
     outlit_settings: ClassVar[dict[str, Any]] = {"MAX_QUEUE_SIZE": 0}
 

@@ -370,3 +370,24 @@ class NoThreadHopTests(TestCase):
         handler, adapted = self.load(WSGIHandler, is_async=False)
         assert not [line for line in adapted if "OutlitMiddleware" in line], adapted
         self.assert_view_hook_native(handler, is_async=False)
+
+
+_USER_STORE_DOWN = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "djtestproject.middleware.UserStoreDownMiddleware",
+    "outlit_django.middleware.OutlitMiddleware",
+]
+
+
+@override_settings(MIDDLEWARE=_USER_STORE_DOWN)
+class UserStoreDownTests(OutlitTestCase):
+    """OutlitMiddleware loads request.user ahead of async views; when that fails, a view that
+    never reads the user must still answer (only a view that needs the user meets the error)."""
+
+    def test_an_async_view_under_wsgi_that_never_tracks_answers(self):
+        response = Client(raise_request_exception=True).get("/aquiet/")
+        assert (response.status_code, response.content) == (200, b"quiet")
+
+    async def test_an_async_view_under_asgi_that_never_tracks_answers(self):
+        response = await AsyncClient(raise_request_exception=True).get("/aquiet/")
+        assert (response.status_code, response.content) == (200, b"quiet")

@@ -25,6 +25,11 @@ def broken_identity(request: HttpRequest) -> dict[str, Any]:
     raise RuntimeError("the identity function failed")
 
 
+def user_object_identity(request: HttpRequest) -> Any:
+    """A common slip: the user object itself instead of its identity fields."""
+    return request.user
+
+
 def make_transport() -> Any:
     from outlit import MockTransport
 

@@ -23,3 +23,32 @@ class SyncOnlyMiddleware:
 
 class TokenAuthenticationMiddleware(AuthenticationMiddleware):
     """A project's own authentication middleware: it sets ``request.user`` like Django's."""
+
+
+class UserStoreDownMiddleware:
+    """Sets ``request.user`` (and ``auser``) as AuthenticationMiddleware does, with the user
+    store down: loading the user raises."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        from django.db import DatabaseError
+        from django.utils.functional import SimpleLazyObject
+
+        def load() -> Any:
+            raise DatabaseError("user store down")
+
+        async def aload() -> Any:
+            return load()
+
+        request.user = SimpleLazyObject(load)
+        request.auser = aload
+        return self.get_response(request)

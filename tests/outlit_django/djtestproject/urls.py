@@ -11,4 +11,5 @@ urlpatterns = [
     path("login/", views.login_view),
     path("alogin/", views.alogin_view),
     path("quiet/", views.quiet),
+    path("aquiet/", views.aquiet),
 ]

@@ -71,3 +71,8 @@ async def alogin_view(request: HttpRequest) -> HttpResponse:
 def quiet(request: HttpRequest) -> HttpResponse:
     """Tracks nothing: the identity must not even be looked up."""
     return HttpResponse("quiet")
+
+
+async def aquiet(request: HttpRequest) -> HttpResponse:
+    """An async view that neither tracks nor reads request.user."""
+    return HttpResponse("quiet")
