@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import types
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -543,9 +544,20 @@ class Worker:
         # Each receiver on its own, so that one that raises does not silence the others.
         for receiver in signal.receivers_for(sender):
             try:
-                receiver(sender, **kwargs)
+                result = receiver(sender, **kwargs)
             except Exception:
                 logger.exception("outlit: a receiver of outlit.signals.%s raised", name)
+                continue
+            if isinstance(result, types.CoroutineType):
+                # No event loop runs on this thread: the coroutine would never run.
+                result.close()
+                logger.error(
+                    "outlit: the receiver %r of outlit.signals.%s is async and was not run: "
+                    "signals are sent from outlit's worker thread; connect a plain function "
+                    "(it may hand the work to your loop with asyncio.run_coroutine_threadsafe)",
+                    receiver,
+                    name,
+                )
 
     def stats(self) -> ClientStats:
         with self.counter_lock:

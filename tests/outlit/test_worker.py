@@ -7,6 +7,7 @@ import asyncio
 import decimal
 import email.utils
 import fractions
+import gc
 import logging
 import threading
 import time
@@ -931,6 +932,27 @@ def test_a_receiver_that_raises_does_not_break_delivery(clients, log):
     assert len(transport.events) == 6
     assert client.stats.delivered == 6
     assert any("batch_delivered" in m for m in records(log, logging.ERROR))
+
+
+def test_an_async_receiver_is_not_left_as_a_coroutine_never_awaited(clients, log):
+    import warnings
+
+    ran = []
+
+    async def on_delivered(sender, **kwargs):
+        ran.append(kwargs)
+
+    client, _ = clients()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" would be one
+        with signals.batch_delivered.connected_to(on_delivered, sender=client):
+            client.track(event_name="e", email="a@x.com")
+            assert client.flush(timeout=5)
+        gc.collect()
+    assert ran == []
+    errors = records(log, logging.ERROR)
+    assert len(errors) == 1
+    assert "is async and was not run" in errors[0] and "batch_delivered" in errors[0]
 
 
 def test_signals_of_one_client_are_sent_with_that_client_as_sender(clients):
