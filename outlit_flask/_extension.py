@@ -327,10 +327,26 @@ def _globals_class(base: type[Any], hooks: _AppHooks) -> type[Any]:
             return hasattr(self, item)
         return bool(base.__contains__(self, item))
 
+    base_getattr = getattr(base, "__getattr__", None)
+
+    def __getattr__(self: Any, name: str) -> Any:
+        # Reached for "outlit" only when the descriptor raised (no request): that error stands,
+        # rather than whatever the base class answers for unknown names (None, in some apps).
+        if name == "outlit":
+            return hooks.request_tracker(self)  # raises the AttributeError that says why
+        if base_getattr is None:
+            raise AttributeError(name)
+        return base_getattr(self, name)
+
     return type(
         f"Outlit{base.__name__.lstrip('_')}",
         (base,),
-        {"outlit": _RequestTracker(hooks), "get": get, "__contains__": __contains__},
+        {
+            "outlit": _RequestTracker(hooks),
+            "get": get,
+            "__contains__": __contains__,
+            "__getattr__": __getattr__,
+        },
     )
 
 

@@ -350,7 +350,38 @@ def test_g_outlit_answers_get_and_in_inside_a_request_only(make_app):
         assert not hasattr(g, "outlit")
         assert g.get("outlit") is None
         assert "outlit" not in g
-        with pytest.raises(AttributeError, match="outlit"):
+        with pytest.raises(AttributeError, match=r"exists while a request is handled"):
+            _ = g.outlit
+
+
+def test_outside_a_request_g_outlit_is_missing_even_when_the_apps_g_answers_unknown_names(
+    make_app,
+):
+    from flask.ctx import _AppCtxGlobals
+
+    class DefaultNone(_AppCtxGlobals):
+        def __getattr__(self, name: str) -> Any:
+            return None  # an app's g where unset names read as None
+
+    app = make_app()
+    app.app_ctx_globals_class = DefaultNone
+    Outlit(app)
+    seen: dict[str, Any] = {}
+
+    @app.get("/")
+    def index() -> str:
+        seen["tracker"] = type(g.outlit).__name__
+        seen["other"] = g.anything
+        return "ok"
+
+    assert app.test_client().get("/").status_code == 200
+    assert seen == {"tracker": "BoundTracker", "other": None}
+    with app.app_context():
+        assert not hasattr(g, "outlit")
+        assert g.get("outlit", "default") == "default"
+        assert "outlit" not in g
+        assert g.anything is None
+        with pytest.raises(AttributeError, match=r"exists while a request is handled"):
             _ = g.outlit
 
 
