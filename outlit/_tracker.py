@@ -232,6 +232,13 @@ def _checked_args(ids: tuple[Any, ...]) -> tuple[Any, ...]:
             except InvalidEventError as exc:
                 logger.error("outlit: the identity function's %s; left out of the identity", exc)
                 value = None
+            except Exception:  # a lazy value that cannot be loaded, say
+                logger.exception(
+                    "outlit: the identity function's %s could not be read; left out of the "
+                    "identity",
+                    name,
+                )
+                value = None
         checked.append(value)
     return tuple(checked)
 

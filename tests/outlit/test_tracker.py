@@ -324,8 +324,8 @@ class _LazyValue(str):
 
 @pytest.mark.parametrize(
     "answer",
-    [_UnreadableMapping(), _NoTruth(), {"email": _LazyValue("x"), "user_id": "u1"}],
-    ids=["mapping_raising", "truth_raising", "value_raising"],
+    [_UnreadableMapping(), _NoTruth()],
+    ids=["mapping_raising", "truth_raising"],
 )
 def test_an_unreadable_identity_answer_is_logged_and_tracking_goes_on(client, caplog, answer):
     caplog.set_level(logging.ERROR, logger="outlit")
@@ -338,6 +338,20 @@ def test_an_unreadable_identity_answer_is_logged_and_tracking_goes_on(client, ca
     assert len(errors) == 1 and errors[0].exc_info is not None
     assert "could not be read" in errors[0].getMessage()
     assert [e["eventName"] for e in sent_events(c, transport)] == ["explicit"]
+
+
+def test_an_identity_value_that_cannot_be_read_is_left_out_alone(client, caplog):
+    caplog.set_level(logging.ERROR, logger="outlit")
+    c, transport = client
+    tracker = c.bind(lambda: {"email": _LazyValue("x"), "user_id": "u1"})
+    tracker.track(event_name="e")
+    (event,) = sent_events(c, transport)
+    assert event["userId"] == "u1" and "email" not in event
+    (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.getMessage() == (
+        "outlit: the identity function's email could not be read; left out of the identity"
+    )
+    assert "database is down" in str(error.exc_info[1])
 
 
 def test_identity_property_is_a_copy(client):
