@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from weakref import ref
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.apps import apps
@@ -43,8 +44,23 @@ def request_tracker(request: HttpRequest) -> BoundTracker:
     # which costs more than the rest of this function.
     if identity is None:
         return BoundTracker(client, None)
-    # The identity is looked up only if a call needs it.
-    return BoundTracker(client, partial(identity, request))
+    # The identity is looked up only if a call needs it. The source reaches the request
+    # through a weak reference: the request holds its tracker, and a strong one would make a
+    # cycle, leaving every request that does not track (and its META, and its response) to the
+    # garbage collector instead of being freed at once.
+    return BoundTracker(client, partial(_identity_of, identity, ref(request)))
+
+
+def _identity_of(identity: conf.IdentityFunction, request_ref: ref[HttpRequest]) -> Any:
+    request = request_ref()
+    if request is None:
+        # Only after the request is over and nothing keeps it (a tracker kept by a thread).
+        logger.warning(
+            "outlit: request.outlit was used after its request was freed, so the request's "
+            "identity is unknown; keep the request, or pass the identity to the call"
+        )
+        return None
+    return identity(request)
 
 
 class OutlitMiddleware:

@@ -176,6 +176,75 @@ class RequestMemoryTests(OutlitTestCase):
         (event,) = self.sent()
         assert (event["userId"], event["email"]) == (str(self.jane.pk), "jane@acme.com")
 
+    def assert_freed_without_tracking(self, middleware: Any, run: Any) -> None:
+        from django.test import RequestFactory
+
+        gc.collect()
+        gc.disable()
+        try:
+            request = RequestFactory().get("/")
+            request.user = self.jane
+            alive = weakref.ref(request)
+            assert run(middleware, request).status_code == 200
+            del request
+            assert alive() is None, "the unused tracker kept the request in a reference cycle"
+        finally:
+            gc.enable()
+
+    def test_a_request_that_never_tracked_is_freed_without_the_garbage_collector(self):
+        from django.http import HttpResponse
+
+        from outlit_django.middleware import OutlitMiddleware
+
+        def view(request: Any) -> HttpResponse:
+            assert isinstance(request.outlit, BoundTracker)
+            return HttpResponse("ok")
+
+        self.assert_freed_without_tracking(OutlitMiddleware(view), lambda mw, r: mw(r))
+
+    def test_an_async_request_that_never_tracked_is_freed_without_the_garbage_collector(self):
+        import asyncio
+
+        from django.http import HttpResponse
+
+        from outlit_django.middleware import OutlitMiddleware
+
+        async def view(request: Any) -> HttpResponse:
+            assert isinstance(request.outlit, BoundTracker)
+            return HttpResponse("ok")
+
+        middleware = OutlitMiddleware(view)
+        middleware.check_lifespan = False  # no OutlitLifespan warning: not what this is about
+        self.assert_freed_without_tracking(middleware, lambda mw, r: asyncio.run(mw(r)))
+
+    def test_a_tracker_used_after_its_request_was_freed_says_why_it_has_no_identity(self):
+        from django.http import HttpResponse
+        from django.test import RequestFactory
+
+        from outlit import InvalidEventError
+        from outlit_django.middleware import OutlitMiddleware
+
+        kept: list[BoundTracker] = []
+
+        def view(request: Any) -> HttpResponse:
+            kept.append(request.outlit)  # as a thread that outlives the request might
+            return HttpResponse("ok")
+
+        request = RequestFactory().get("/")
+        request.user = self.jane
+        OutlitMiddleware(view)(request)
+        del request
+        gc.collect()
+        (tracker,) = kept
+        with (
+            self.assertLogs("outlit.django", logging.WARNING) as logs,
+            self.assertRaises(InvalidEventError),
+        ):
+            tracker.track(event_name="too_late")
+        assert "used after its request was freed" in logs.output[0]
+        tracker.track(event_name="too_late", email="jane@acme.com")  # explicit identity works
+        assert [e["eventName"] for e in self.sent()] == ["too_late"]
+
 
 class ViewKindTests(TestCase):
     def test_async_views_are_told_apart_and_unhashable_views_still_work(self):
