@@ -86,9 +86,17 @@ FRAMEWORKS: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
 }
+# Counted by benchmarks/instructions.py only: outlit set up, on a request that does not track.
+UNTRACKED: dict[str, dict[str, str]] = {
+    "django": {"outlit-untracked": "benchmarks.apps.django_hello:application_untracked"},
+    "flask": {"outlit-untracked": "benchmarks.apps.flask_hello:app_untracked"},
+    "fastapi": {"outlit-untracked": "benchmarks.apps.fastapi_hello:app_middleware_untracked"},
+}
+
 VARIANT_NOTES = {
     "outlit": "Depends(outlit) or the framework's own hook, one track()",
     "outlit-middleware": "OutlitMiddleware, request.state.outlit, one track()",
+    "outlit-untracked": "outlit set up (FastAPI: OutlitMiddleware), a request that tracks nothing",
     "empty-depends": "a do-nothing Depends, no outlit: FastAPI's own cost",
     "empty-middleware": "a do-nothing middleware, no outlit: Django's own cost",
     "plain-2": "a second plain server: what the method cannot tell apart",

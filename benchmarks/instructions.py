@@ -5,7 +5,9 @@
     python benchmarks/instructions.py --repeat 3      # the median of three, with the range
 
 The same servers and apps as ``benchmarks/frameworks.py`` (gunicorn or uvicorn, one worker,
-``benchmarks/apps/*_hello.py``), each run under valgrind's cachegrind, which counts the
+``benchmarks/apps/*_hello.py``), plus one variant per framework with outlit set up on a
+request that does not track (``outlit-untracked``: most of an app's requests), each run under
+valgrind's cachegrind, which counts the
 instructions the server executes in user space: the web server, the framework, the app and
 outlit's background worker thread (which sends the events to the local collector in its own
 process, as in production). Each variant is started twice, answers a different number of
@@ -39,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # A sibling script, not a package: found through the sys.path entry above.
 from frameworks import (
     FRAMEWORKS,
+    UNTRACKED,
     VARIANT_NOTES,
     free_port,
     server_env,
@@ -130,7 +133,8 @@ def main() -> int:
     try:
         env = server_env(collector_url)
         for name in args.only or sorted(FRAMEWORKS):
-            server, targets = FRAMEWORKS[name]
+            server, tracked = FRAMEWORKS[name]
+            targets = {**tracked, **UNTRACKED[name]}
             samples: dict[str, list[float]] = {variant: [] for variant in targets}
             for _ in range(args.repeat):  # the variants take turns, as in frameworks.py
                 for variant, target in targets.items():

@@ -3,7 +3,8 @@
 ``application_plain`` is Django alone: one view, no middleware. ``application_outlit`` is the
 same view with ``outlit_django`` installed, ``OutlitMiddleware`` and one ``request.outlit.track``
 per request, its identity filled in by an ``IDENTIFY_USER`` function (the path a real view takes).
-The ASGI twins are ``asgi_plain`` and ``asgi_outlit`` (the latter wrapped in ``OutlitLifespan``,
+``application_untracked`` has ``OutlitMiddleware`` but its view does not track: what outlit
+costs the requests that track nothing. The ASGI twins are ``asgi_plain`` and ``asgi_outlit`` (the latter wrapped in ``OutlitLifespan``,
 as the documentation wires it). For reference, ``application_middleware`` is the plain view
 behind one do-nothing middleware and no outlit: what any middleware costs Django itself.
 Serve each with the same server and load generator, side by side::
@@ -77,7 +78,8 @@ def _urlconf(name: str, view: Any) -> str:
 
 
 def configure(variant: str) -> None:
-    """Configure Django for ``"plain"``, ``"outlit"`` or ``"middleware"`` (once per process)."""
+    """Configure Django for ``"plain"``, ``"outlit"``, ``"untracked"`` or ``"middleware"`` (once
+    per process)."""
     global _configured
     if _configured == variant:
         return
@@ -88,7 +90,7 @@ def configure(variant: str) -> None:
         )
     from django.conf import settings
 
-    with_outlit = variant == "outlit"
+    with_outlit = variant in ("outlit", "untracked")
     options: dict[str, Any] = {
         "DEBUG": False,
         "SECRET_KEY": "benchmark-only",
@@ -104,7 +106,9 @@ def configure(variant: str) -> None:
             else []
         ),
         "LOGGING_CONFIG": None,
-        "ROOT_URLCONF": _urlconf(f"urls_{variant}", hello_outlit if with_outlit else hello_plain),
+        "ROOT_URLCONF": _urlconf(
+            f"urls_{variant}", hello_outlit if variant == "outlit" else hello_plain
+        ),
     }
     if with_outlit:
         options["OUTLIT"] = {
@@ -119,7 +123,12 @@ def configure(variant: str) -> None:
 def __getattr__(name: str) -> Any:
     # Looked up by the server (`module:name`); each name configures its variant on first use.
     application: Any
-    if name in ("application_plain", "application_outlit", "application_middleware"):
+    if name in (
+        "application_plain",
+        "application_outlit",
+        "application_untracked",
+        "application_middleware",
+    ):
         configure(name.rsplit("_", 1)[1])
         from django.core.wsgi import get_wsgi_application
 

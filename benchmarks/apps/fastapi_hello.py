@@ -9,7 +9,9 @@ background as in production: default flush interval and batch size, no flush per
 
 Two more for reference: ``app_middleware`` tracks through ``OutlitMiddleware`` and
 ``request.state.outlit`` instead of the dependency, and ``app_empty_depends`` has a dependency
-that does nothing and no outlit at all: what any ``Depends`` costs FastAPI itself.
+that does nothing and no outlit at all: what any ``Depends`` costs FastAPI itself. ``app_middleware_untracked`` has
+``OutlitMiddleware`` and a route that does not track: what outlit costs the requests that track
+nothing.
 
     uvicorn benchmarks.apps.fastapi_hello:app_plain  --port 8001 --no-access-log
     uvicorn benchmarks.apps.fastapi_hello:app_outlit --port 8002 --no-access-log
@@ -64,6 +66,15 @@ app_middleware.add_middleware(OutlitMiddleware, outlit=outlit)
 @app_middleware.get("/")
 async def hello_middleware(request: Request) -> dict[str, str]:
     request.state.outlit.track(event_name="hello_served")
+    return {"hello": "world"}
+
+
+app_middleware_untracked = FastAPI(lifespan=outlit.lifespan)
+app_middleware_untracked.add_middleware(OutlitMiddleware, outlit=outlit)
+
+
+@app_middleware_untracked.get("/")
+async def hello_middleware_untracked() -> dict[str, str]:
     return {"hello": "world"}
 
 

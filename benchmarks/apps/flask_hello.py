@@ -2,7 +2,8 @@
 
 ``app_plain`` is Flask alone. ``app_outlit`` is the same view with the extension set up and one
 ``g.outlit.track`` per request, its identity filled in by an identity loader (the path a real
-view takes). Serve each with the same server and load generator, side by side::
+view takes). ``app_untracked`` has the extension set up but its view does not track: what outlit
+costs the requests that track nothing. Serve each with the same server and load generator, side by side::
 
     gunicorn -w 1 -b 127.0.0.1:8001 benchmarks.apps.flask_hello:app_plain
     OUTLIT_API_HOST=http://127.0.0.1:8787 \\
@@ -35,7 +36,7 @@ def create_plain_app() -> Flask:
     return app
 
 
-def create_outlit_app() -> Flask:
+def create_outlit_app(track: bool = True) -> Flask:
     app = Flask("flask_hello_outlit")
     app.config["OUTLIT_PUBLIC_KEY"] = os.environ.get("OUTLIT_PUBLIC_KEY", "pk_bench")
     app.config["OUTLIT_API_HOST"] = os.environ.get("OUTLIT_API_HOST", "http://127.0.0.1:8787")
@@ -47,7 +48,8 @@ def create_outlit_app() -> Flask:
 
     @app.get("/")
     def hello() -> str:
-        g.outlit.track(event_name="hello_viewed", properties={"path": "/"})
+        if track:
+            g.outlit.track(event_name="hello_viewed", properties={"path": "/"})
         return GREETING
 
     return app
@@ -55,3 +57,4 @@ def create_outlit_app() -> Flask:
 
 app_plain = create_plain_app()
 app_outlit = create_outlit_app()
+app_untracked = create_outlit_app(track=False)
