@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -489,6 +490,12 @@ class Collector:
             return _Answer(injected, _encode_body(injected, None))
 
         if not check_key(public_key):
+            # Said where the developer looks: otherwise the refusal shows only in the app.
+            logger.warning(
+                "POST %r -> 401: not a public key (pk_ then letters, digits, _ or -); "
+                "a placeholder such as 'pk_...' left in the settings?",
+                public_key,
+            )
             return _Answer(401, _encode_body(401, None), extra_headers)
 
         rate_headers, limited = self._take_rate_token(public_key)
@@ -979,7 +986,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        print(f"outlit dev: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(
+            f"outlit dev: cannot listen on {args.host}:{args.port}: {exc}"
+            + (" (another port: --port N)" if exc.errno == errno.EADDRINUSE else ""),
+            file=sys.stderr,
+        )
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -76,4 +76,6 @@ def test_dev_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         assert main(["dev", "--port", str(port), "--memory", "--quiet"]) == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "--port" in err

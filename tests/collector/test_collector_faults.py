@@ -213,3 +213,15 @@ def test_stop_does_not_wait_out_injected_latency() -> None:
         assert client.connection.getresponse().status == 200
     finally:
         client.close()
+
+
+def test_a_key_that_is_not_a_public_key_is_refused_and_said_in_the_log(
+    collector: Collector, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A placeholder left in the settings: the refusal shows where the developer looks.
+    with caplog.at_level("WARNING", logger="outlit.collector"):
+        answer = client.post(body(custom()), key="pk_...")
+    assert answer.status == 401
+    (record,) = [r for r in caplog.records if "401" in r.getMessage()]
+    assert "'pk_...'" in record.getMessage()
+    assert "placeholder" in record.getMessage()
