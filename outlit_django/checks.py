@@ -19,6 +19,7 @@ not thrown.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -46,6 +47,9 @@ MIDDLEWARE_PATH = "outlit_django.middleware.OutlitMiddleware"
 AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"})
+
+# How the hints name a default that is not written as itself in conf.DEFAULTS.
+_DEFAULT_SHOWN = {"RETRY": "outlit.RetryPolicy()"}
 
 # Keys whose values get a check of their own below rather than the generic range check.
 _OWN_CHECKS = frozenset({"public_key", "api_host", "transport"})
@@ -90,7 +94,9 @@ def _check_public_key(values: dict[str, Any]) -> list[CheckMessage]:
         hint = (
             f'Set {conf.SETTING_NAME} = {{"PUBLIC_KEY": "pk_..."}} (from Outlit\'s settings) or '
             f'the {ENV_PUBLIC_KEY} environment variable; "ENABLED": False turns tracking off. '
-            "Until then tracking calls are accepted and nothing is sent."
+            "Until then tracking calls are accepted and nothing is sent. (Django's test runner "
+            "runs the checks with DEBUG False: give the test settings a key such as 'pk_test', "
+            'or "ENABLED": False.)'
         )
         text = "Outlit has no public key."
         if settings.DEBUG:
@@ -132,7 +138,7 @@ def _check_api_host(values: dict[str, Any]) -> list[CheckMessage]:
             )
         ]
     parts = urlsplit(normalized)
-    if parts.scheme == "http" and (parts.hostname or "") not in _LOCAL_HOSTS:
+    if parts.scheme == "http" and not _is_this_machine(parts.hostname or ""):
         return [
             Warning(
                 f"The Outlit API host {normalized!r} (from {source}) is plain http to a host "
@@ -143,6 +149,15 @@ def _check_api_host(values: dict[str, Any]) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _is_this_machine(host: str) -> bool:
+    if host in _LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # all of 127.0.0.0/8, and ::1
+    except ValueError:
+        return False
 
 
 def _check_option_values(values: dict[str, Any]) -> list[CheckMessage]:
@@ -160,11 +175,11 @@ def _check_option_values(values: dict[str, Any]) -> list[CheckMessage]:
         try:
             resolve_options(**{**baseline, name: values[key]})
         except OptionError as exc:
-            default = conf.DEFAULTS[key]
+            default = _DEFAULT_SHOWN.get(key, repr(conf.DEFAULTS[key]))
             messages.append(
                 Error(
                     f"{_where(key)} is not valid: {exc}.",
-                    hint=f"Fix the value, or remove the key to use the default ({default!r}).",
+                    hint=f"Fix the value, or remove the key to use the default ({default}).",
                     id="outlit_django.E004",
                 )
             )

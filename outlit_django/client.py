@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from outlit import OptionError, Outlit
-from outlit._options import ENV_PUBLIC_KEY, resolve_options
+from outlit._options import ENV_API_HOST, ENV_PUBLIC_KEY, resolve_options
 
 from . import conf
 
@@ -108,7 +108,7 @@ def resolved_options(outlit_settings: conf.OutlitSettings | None = None) -> Opti
     try:
         return resolve_options(**kwargs)
     except OptionError as exc:
-        raise ImproperlyConfigured(f"settings.{conf.SETTING_NAME}: {exc}") from exc
+        raise _naming_the_setting(exc, resolved) from exc
 
 
 def _client_kwargs(resolved: conf.OutlitSettings) -> dict[str, Any]:
@@ -140,4 +140,18 @@ def build_client(outlit_settings: conf.OutlitSettings | None = None) -> Outlit:
     try:
         return Outlit(**kwargs)
     except OptionError as exc:
-        raise ImproperlyConfigured(f"settings.{conf.SETTING_NAME}: {exc}") from exc
+        raise _naming_the_setting(exc, resolved) from exc
+
+
+def _naming_the_setting(exc: OptionError, resolved: conf.OutlitSettings) -> ImproperlyConfigured:
+    """The client's complaint about an option, naming where the value came from: the key of
+    ``settings.OUTLIT`` (``MAX_BATCH_SIZE``, not the client's ``max_batch_size``) or the
+    environment variable the key and host fall back to."""
+    option, _, complaint = str(exc).partition(" ")
+    key = option.upper()
+    if key not in conf.DEFAULTS or not complaint:
+        return ImproperlyConfigured(f"settings.{conf.SETTING_NAME}: {exc}")
+    env = {"PUBLIC_KEY": ENV_PUBLIC_KEY, "API_HOST": ENV_API_HOST}.get(key)
+    if env is not None and resolved.values.get(key) in (None, ""):
+        return ImproperlyConfigured(f"The {env} environment variable {complaint}")
+    return ImproperlyConfigured(f"settings.{conf.SETTING_NAME}['{key}'] {complaint}")

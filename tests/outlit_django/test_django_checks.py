@@ -48,6 +48,7 @@ class PublicKeyChecks(SimpleTestCase):
         assert isinstance(message, Error)
         assert message.id == "outlit_django.E001"
         assert "OUTLIT_PUBLIC_KEY" in message.hint
+        assert "test runner" in message.hint  # where DEBUG is False without anyone saying so
 
     @override_settings(DEBUG=True)
     def test_a_missing_key_is_a_warning_in_development(self):
@@ -87,7 +88,12 @@ class ApiHostChecks(SimpleTestCase):
         assert "https" in message.hint
 
     def test_plain_http_to_this_machine_is_fine(self):
-        for host in ("http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:8787"):
+        for host in (
+            "http://127.0.0.1:8787",
+            "http://127.0.0.2:8787",  # any of 127.0.0.0/8 is this machine
+            "http://localhost:8787",
+            "http://[::1]:8787",
+        ):
             assert outlit_messages(**BASE_OUTLIT, API_HOST=host) == [], host
 
 
@@ -121,6 +127,8 @@ class ValueChecks(SimpleTestCase):
         batch = next(m for m in messages if "MAX_BATCH_SIZE" in m.msg)
         assert "between 1 and 100" in batch.msg
         assert "default (100)" in batch.hint
+        retry = next(m for m in messages if "RETRY" in m.msg)
+        assert "default (outlit.RetryPolicy())" in retry.hint
 
     def test_a_setting_that_is_not_a_dict(self):
         with override_settings(OUTLIT="pk_123"):

@@ -58,7 +58,7 @@ def test_check_reports_a_missing_key(configure_outlit, collector):
 
 def test_check_explains_a_value_the_client_refuses(configure_outlit):
     configure_outlit(MAX_BATCH_SIZE=500)
-    with pytest.raises(CommandError, match="max_batch_size must be between 1 and 100"):
+    with pytest.raises(CommandError, match=r"OUTLIT\['MAX_BATCH_SIZE'\] must be between 1 and 100"):
         run("check")
 
 
@@ -84,7 +84,7 @@ def test_send_uses_the_given_identity_and_name(configure_outlit, collector):
 def test_send_reports_a_rejected_key(configure_outlit, collector):
     configure_outlit(API_HOST=collector.url, TRANSPORT=None)
     collector.status = 401
-    with pytest.raises(CommandError, match=r"not delivered.*HTTP 401"):
+    with pytest.raises(CommandError, match=r"refused the public key pk_.*\(failed: HTTP 401\)"):
         run("send")
 
 
@@ -97,6 +97,20 @@ def test_send_gives_up_after_the_timeout_when_the_service_is_down(configure_outl
     )
     with pytest.raises(CommandError, match=r"within 0\.5 s \(failed: ConnectionRefusedError"):
         run("send", "--timeout", "0.5")
+
+
+def test_a_test_event_not_delivered_is_not_left_for_the_process_to_retry_at_exit(
+    configure_outlit,
+):
+    # The process-wide client would retry it for SHUTDOWN_TIMEOUT more seconds at exit: the
+    # command would take --timeout plus that. The command sends through a client of its own.
+    configure_outlit(API_HOST=f"http://127.0.0.1:{closed_port()}", TRANSPORT=None)
+    with pytest.raises(CommandError, match=r"within 0\.3 s"):
+        run("send", "--timeout", "0.3")
+    from outlit_django.client import peek_client
+
+    left = peek_client()
+    assert left is None or left.queue_size == 0, "the test event waits in the process's client"
 
 
 def test_send_refuses_when_tracking_is_disabled(configure_outlit):

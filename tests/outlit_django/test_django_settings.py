@@ -136,7 +136,22 @@ def test_enabled_false_sends_nothing_and_logs_nothing(configure_outlit, caplog):
 
 def test_a_value_the_client_refuses_raises_improperly_configured_naming_it(configure_outlit):
     configure_outlit(MAX_BATCH_SIZE=1000)
-    with pytest.raises(ImproperlyConfigured, match=r"settings\.OUTLIT: max_batch_size"):
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=r"^settings\.OUTLIT\['MAX_BATCH_SIZE'\] must be between 1 and 100, got 1000$",
+    ):
+        outlit.track(email="jane@acme.com", event_name="x")
+
+
+def test_a_bad_key_from_the_environment_is_blamed_on_the_environment(configure_outlit, monkeypatch):
+    monkeypatch.setenv("OUTLIT_PUBLIC_KEY", "sk_live_123")
+    configure_outlit(PUBLIC_KEY=None)
+    with pytest.raises(
+        ImproperlyConfigured, match=r"^The OUTLIT_PUBLIC_KEY environment variable must start"
+    ):
+        outlit.track(email="jane@acme.com", event_name="x")
+    configure_outlit(PUBLIC_KEY="sk_live_123")
+    with pytest.raises(ImproperlyConfigured, match=r"^settings\.OUTLIT\['PUBLIC_KEY'\] must"):
         outlit.track(email="jane@acme.com", event_name="x")
 
 
@@ -150,7 +165,7 @@ def test_a_setting_that_is_not_a_dict_raises_improperly_configured():
 
 def test_the_middleware_refuses_bad_settings_when_the_server_loads_it(configure_outlit):
     configure_outlit(FLUSH_INTERVAL=0)
-    with pytest.raises(ImproperlyConfigured, match="flush_interval"):
+    with pytest.raises(ImproperlyConfigured, match=r"OUTLIT\['FLUSH_INTERVAL'\]"):
         Client().get("/quiet/")
     assert peek_client() is None
 

@@ -18,7 +18,7 @@ from outlit import signals
 from outlit._doctor import describe, diagnose
 
 from ... import conf
-from ...client import get_client, peek_client, resolved_options
+from ...client import build_client, peek_client, resolved_options
 
 TEST_EVENT_NAME = "outlit_test_event"
 TEST_FINGERPRINT = "outlit-django-manage-py-send"
@@ -110,10 +110,19 @@ class Command(BaseCommand):
     # -- send -----------------------------------------------------------------------------
 
     def send_test_event(self, options: dict[str, Any]) -> None:
+        # A client of its own, shut down without waiting when the command ends: an event not
+        # delivered within --timeout is dropped then, instead of being retried for another
+        # SHUTDOWN_TIMEOUT when the process exits. The process-wide client is left alone.
         try:
-            client = get_client()
+            client = build_client()
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
+        try:
+            self._send_with(client, options)
+        finally:
+            client.shutdown(0)
+
+    def _send_with(self, client: Any, options: dict[str, Any]) -> None:
         if not client.options.enabled:
             raise CommandError(
                 "Outlit is disabled (ENABLED is False, or there is no public key): "
@@ -128,16 +137,18 @@ class Command(BaseCommand):
             identity["fingerprint"] = TEST_FINGERPRINT
 
         # The worker reports each request's outcome through the core's signals.
-        outcomes: list[str] = []
+        outcomes: dict[str, int] = {}  # each distinct outcome, with how many times it came
         lock = threading.Lock()
 
         def delivered(sender: Any, count: int, status: int, **extra: Any) -> None:
             with lock:
-                outcomes.append(f"HTTP {status}, {count} event(s) accepted")
+                outcome = f"HTTP {status}, {count} event(s) accepted"
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
         def failed(sender: Any, count: int, status: int | None, error: Any, **extra: Any) -> None:
             with lock:
-                outcomes.append(f"failed: {'HTTP ' + str(status) if status else error}")
+                outcome = f"failed: {'HTTP ' + str(status) if status else error}"
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
         before = client.stats.delivered
         started = time.monotonic()
@@ -154,7 +165,9 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         target = describe(client.options)["events_url"]
         with lock:
-            report = "; ".join(outcomes) or "no answer"
+            report = (
+                "; ".join(f"{o} (x{n})" if n > 1 else o for o, n in outcomes.items()) or "no answer"
+            )
         if result and client.stats.delivered > before:
             self.stdout.write(
                 self.style.SUCCESS(
@@ -163,6 +176,13 @@ class Command(BaseCommand):
                 )
             )
             return
+        if client.stats.dropped_by_reason.get("invalid_key"):
+            raise CommandError(
+                f"The service refused the public key {describe(client.options)['public_key']} "
+                f"({report}): the test event was not delivered to {target}. The key comes from "
+                f"settings.{conf.SETTING_NAME}['PUBLIC_KEY'], else the OUTLIT_PUBLIC_KEY "
+                "environment variable. Run 'manage.py outlit check'."
+            )
         raise CommandError(
             f"The test event was not delivered to {target} within {options['timeout']} s "
             f"({report}). Run 'manage.py outlit check'."
