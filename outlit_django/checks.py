@@ -271,8 +271,10 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
             return [
                 Warning(
                     f"{MIDDLEWARE_PATH} comes before {AUTH_MIDDLEWARE_PATH} in MIDDLEWARE.",
-                    hint="Move OutlitMiddleware after AuthenticationMiddleware, so that "
-                    "request.outlit can fill in the signed-in user in async views too.",
+                    hint="Move OutlitMiddleware after AuthenticationMiddleware, as the "
+                    "documentation places it: a middleware between the two that tracks would "
+                    "look the identity up before request.user exists, and the request's "
+                    "tracker keeps that answer (no user) for the view too.",
                     id="outlit_django.W004",
                 )
             ]
