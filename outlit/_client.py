@@ -121,6 +121,7 @@ class Outlit:
         self._worker = Worker(self.options, self._transport, self)
         _register_before_fork()
         self._state_lock = threading.Lock()
+        self._starting = False  # a call is starting the worker (see _begin)
         self._max_queue = self.options.max_queue_size
         # The request path compares the queue's length (before appending) with these two only:
         # _room is 0 unless the client is running, which sends every call to _has_room().
@@ -270,15 +271,31 @@ class Outlit:
             raise ClientClosedError(
                 "this Outlit client was shut down; create a new one to track again"
             )
+        # The lock only elects the call that starts the worker; the start happens outside it.
+        # Thread.start() waits until the thread runs, and under gevent that wait lets other
+        # greenlets run: one of them calling here while the lock is held would block the whole
+        # process, since a lock made before gevent patched threading (made at fork, in a
+        # gunicorn --preload child) is a real OS lock. Calls meanwhile queue their events for
+        # the worker about to start.
         with self._state_lock:
-            if self._state == _NEW:
-                if not self._worker.start():
-                    _logger().debug(
-                        "outlit: cannot start a thread now; events will be sent on flush"
-                    )
-                self._set_state(_RUNNING)
-                _running_clients.add(self)
-                _flush_at_child_exit()
+            if self._state != _NEW or self._starting:
+                return self._state in (_RUNNING, _NEW)
+            self._starting = True
+        started = False
+        try:
+            started = self._worker.start()
+        finally:
+            with self._state_lock:
+                self._starting = False
+                closed = self._state != _NEW  # shut down meanwhile: shutdown() saw no worker
+                if not closed:
+                    self._set_state(_RUNNING)
+                    _running_clients.add(self)
+            if closed and started:
+                self._worker.stop(0)
+        if not started:
+            _logger().debug("outlit: cannot start a thread now; events will be sent on flush")
+        _flush_at_child_exit()
         return self._state == _RUNNING
 
     # -- delivery ------------------------------------------------------------------------
@@ -433,6 +450,7 @@ class Outlit:
         # The parent's queued events belong to the parent: the child starts empty, and its
         # worker thread (which did not survive fork) starts again on first use.
         self._state_lock = threading.Lock()
+        self._starting = False
         self._worker.reset(after_fork=True)
         self._bind_queue()
         if self._state == _RUNNING:

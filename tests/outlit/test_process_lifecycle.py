@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -119,6 +120,43 @@ def test_forked_child_sends_its_own_events_and_never_the_parents(collector):
     events = collector.events()
     assert Counter(e["eventName"] for e in events) == {"parent": 5, "child": 3}
     assert max(Counter(e["uuid"] for e in events).values()) == 1
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gevent") is None, reason="gevent is not installed (dev extra)"
+)
+def test_first_calls_in_a_gevent_patched_fork_child_do_not_deadlock(collector):
+    # gunicorn --preload -k gevent: the client is made before fork, the child patches threading
+    # after fork, and greenlets make their first calls at once. One of them starting the worker
+    # used to hold a lock made at fork (a real OS lock) across Thread.start(), which lets the
+    # others run: the next one blocked the whole process.
+    done = _run(
+        """
+        import os
+        from outlit import Outlit
+        client = Outlit(flush_interval=60)
+        pid = os.fork()
+        if pid == 0:
+            from gevent import monkey
+            monkey.patch_all()
+            import gevent
+            calls = [
+                gevent.spawn(client.track, user_id=str(i), event_name="greenlet")
+                for i in range(8)
+            ]
+            finished = gevent.joinall(calls, timeout=10)
+            assert len(finished) == 8, f"{len(finished)} of 8 calls returned"
+            assert client.flush(timeout=10)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        """,
+        collector.url,
+        timeout=40,
+    )
+    assert done.returncode == 0, done.stderr
+    events = collector.wait_for_events(8)
+    assert sorted(e["userId"] for e in events) == [str(i) for i in range(8)]
 
 
 def test_client_made_before_fork_works_in_multiprocessing_workers(collector):

@@ -151,6 +151,14 @@ def _export(client: httpx.Client, report_id: int) -> None:
                 reason="gevent is not installed: the gevent worker run needs it",
             ),
         ),
+        pytest.param(
+            ["--preload", "--worker-class", "gevent"],
+            id="gevent-preload",  # the client is made before gevent patches the worker
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("gevent") is None,
+                reason="gevent is not installed: the gevent worker run needs it",
+            ),
+        ),
     ],
 )
 def test_every_event_arrives_exactly_once_across_hup_and_sigterm(args, tmp_path):
