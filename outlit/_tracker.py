@@ -157,6 +157,12 @@ class BoundTracker:
             ids = self._ids
             if ids is None:
                 ids = self._resolve()
+            if ids is _NO_IDS:
+                raise InvalidEventError(
+                    "track() needs at least one of email, user_id, fingerprint, customer_id or "
+                    "customer_domain: the call names none, and the request has none to fill in "
+                    "(no signed-in user, or the identity function found none)"
+                )
             email, user_id, fingerprint, customer_id, customer_domain = ids
         self._client.track(
             event_name=event_name,

@@ -267,8 +267,10 @@ def test_an_identity_function_returning_no_mapping_is_logged_and_tracking_goes_o
     caplog.set_level(logging.ERROR, logger="outlit")
     c, transport = client
     tracker = c.bind(lambda: answer)
-    with pytest.raises(InvalidEventError, match="needs at least one of"):
+    with pytest.raises(InvalidEventError, match="needs at least one of") as raised:
         tracker.track(event_name="needs_identity")
+    # Says why, for a newcomer whose first snippet has no signed-in user yet.
+    assert "the request has none to fill in (no signed-in user" in str(raised.value)
     tracker.track(event_name="explicit", email="a@x.com")
     assert tracker.identity == {}
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
