@@ -48,6 +48,8 @@ class OutlitMiddleware:
             await self.app(scope, receive, send)
             return
         outlit = self.outlit
+        if outlit._lifespan_unchecked:
+            outlit._check_lifespan()
         identify = outlit._identify
         if identify is None:
             # client.bind(), built directly (as in Outlit.__call__) to save its import.

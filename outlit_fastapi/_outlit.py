@@ -223,6 +223,7 @@ class Outlit:
             self._identify_is_async or self._identify_is_depends
         )
         self._lifespans = 0
+        self._lifespan_unchecked = True  # see _check_lifespan
         # FastAPI reads a dependency's parameters from its signature. The instance's own
         # __signature__ asks only for what this configuration needs (the request, plus the
         # background tasks or the identify dependency when used), with real classes rather
@@ -254,6 +255,8 @@ class Outlit:
         """The request's tracker: ``tracker=Depends(outlit)``."""
         # Async although it awaits nothing (mostly): FastAPI would run a sync dependency in its
         # thread pool, a thread hop on every request.
+        if self._lifespan_unchecked:
+            self._check_lifespan()
         identify = self._identify
         # The common cases are inlined (this runs on every request), and build what
         # client.bind() returns directly: bind() imports BoundTracker on each call.
@@ -349,6 +352,22 @@ class Outlit:
                 yield state
 
         return lifespan
+
+    def _check_lifespan(self) -> None:
+        """Warn once, at the first request, when no lifespan of ours is running: servers run the
+        lifespan startup before serving, so it never will. Then only the interpreter-exit
+        handler flushes the queue, and uvicorn and hypercorn end the process with the signal,
+        which skips it."""
+        self._lifespan_unchecked = False
+        if self._lifespans or self.flush_after_response:
+            return  # flush_after_response (serverless, often without a lifespan) flushes anyway
+        logger.warning(
+            "outlit: requests are served without outlit.lifespan, so only the exit handler "
+            "flushes Outlit's queue, and it never runs when uvicorn or hypercorn stop (they end "
+            "the process with the signal): events still queued then would be lost. Use "
+            "FastAPI(lifespan=outlit.lifespan), or outlit.wrap_lifespan(your_lifespan); in "
+            "tests, `with TestClient(app):` runs it."
+        )
 
     def _start(self) -> None:
         self._lifespans += 1

@@ -225,6 +225,53 @@ def test_without_a_lifespan_httpx_asgi_transport_works_for_async_and_sync_routes
     ]
 
 
+def _lifespan_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "without outlit.lifespan" in r.getMessage()]
+
+
+def test_requests_without_the_lifespan_warn_once_that_a_server_stop_would_lose_events(
+    make_outlit, caplog
+):
+    # uvicorn ends the process with the signal after its own shutdown: no exit handler runs.
+    outlit = make_outlit(flush_interval=300)
+    app = _tracking_app(outlit)  # no lifespan=outlit.lifespan
+    with caplog.at_level("WARNING", logger="outlit"):
+        client = TestClient(app)  # outside `with`: no lifespan runs
+        assert client.post("/export/1").status_code == 200
+        assert client.post("/export/2").status_code == 200
+    (message,) = _lifespan_warnings(caplog)
+    assert "FastAPI(lifespan=outlit.lifespan)" in message
+
+
+@pytest.mark.parametrize("how", ["dependency", "middleware"])
+def test_no_lifespan_warning_with_the_lifespan_or_a_flush_after_each_response(
+    make_outlit, caplog, how
+):
+    from outlit_fastapi import OutlitMiddleware
+
+    with_lifespan = make_outlit(flush_interval=300)
+    flushing = make_outlit(flush_interval=300, flush_after_response=True)
+    apps = []
+    for outlit, kwargs in ((with_lifespan, {"lifespan": with_lifespan.lifespan}), (flushing, {})):
+        if how == "dependency":
+            apps.append(_tracking_app(outlit, **kwargs))
+        else:
+            app = FastAPI(**kwargs)
+            app.add_middleware(OutlitMiddleware, outlit=outlit)
+
+            @app.post("/export/{n}")
+            async def export(n: int, request: Request):
+                request.state.outlit.track(event_name="report_exported", user_id="u1")
+                return {"n": n}
+
+            apps.append(app)
+    with caplog.at_level("WARNING", logger="outlit"):
+        for app in apps:
+            with TestClient(app) as client:
+                assert client.post("/export/1").status_code == 200
+    assert _lifespan_warnings(caplog) == []
+
+
 def test_starlette_app_can_use_the_lifespan(make_outlit, transport):
     outlit = make_outlit(flush_interval=300)
 
