@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._options import Options, mask_key
+from ._options import Options, looks_like_placeholder, mask_key
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ def describe(options: Options) -> dict[str, Any]:
 
 
 def check_key(public_key: str) -> Check:
+    if looks_like_placeholder(public_key):
+        return Check(
+            "public key",
+            False,
+            f"{public_key!r} looks like a placeholder: copy the real key from Outlit's settings",
+        )
     if public_key.startswith("pk_") and len(public_key) > 3:
         return Check("public key", True, f"{mask_key(public_key)} has the pk_ form")
     return Check(

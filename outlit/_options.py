@@ -87,6 +87,16 @@ class Options:
         return "Options(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
+def looks_like_placeholder(public_key: str) -> bool:
+    """Whether a key has characters no public key has and documentation placeholders do
+    (``pk_...``, ``pk_<your key>``, ``pk_…``). The checks and ``doctor`` report it; the client
+    accepts it (the service answers 401)."""
+    return any(c in _PLACEHOLDER_CHARACTERS for c in public_key[3:])
+
+
+_PLACEHOLDER_CHARACTERS = frozenset(".<>{}[]…* ")
+
+
 def mask_key(public_key: str) -> str:
     """``pk_abcd…`` : enough to recognise a key in logs without printing all of it."""
     return public_key[:7] + "…" if len(public_key) > 7 else public_key

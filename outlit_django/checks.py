@@ -1,7 +1,7 @@
 """System checks run by ``manage.py check`` (and before ``runserver`` and ``migrate``).
 
     outlit_django.E001 / W001  no public key (an error unless DEBUG; none when ENABLED is False)
-    outlit_django.E002         the public key is not of the pk_ form
+    outlit_django.E002         the public key is not of the pk_ form, or is a placeholder (pk_...)
     outlit_django.E003         API_HOST is not an http(s) URL
     outlit_django.W002         API_HOST is plain http to a host that is not this machine
     outlit_django.E004         an option has a wrong type or is out of range
@@ -34,6 +34,7 @@ from outlit import DEFAULT_API_HOST, OptionError
 from outlit._options import (
     ENV_API_HOST,
     ENV_PUBLIC_KEY,
+    looks_like_placeholder,
     normalize_api_host,
     options_from_config,
     resolve_options,
@@ -102,6 +103,15 @@ def _check_public_key(values: dict[str, Any]) -> list[CheckMessage]:
         if settings.DEBUG:
             return [Warning(text, hint=hint, id="outlit_django.W001")]
         return [Error(text, hint=hint, id="outlit_django.E001")]
+    if isinstance(key, str) and key.strip().startswith("pk_") and looks_like_placeholder(key):
+        return [
+            Error(
+                f"The Outlit public key from {source} looks like a placeholder: {key!r}.",
+                hint="Copy the public key (it starts with 'pk_') from Outlit's settings. The "
+                "service, and the local collector, refuse this one.",
+                id="outlit_django.E002",
+            )
+        ]
     if (
         not isinstance(key, str)
         or not key.strip().startswith("pk_")

@@ -74,6 +74,13 @@ class PublicKeyChecks(SimpleTestCase):
             assert message.id == "outlit_django.E002", key
             assert "pk_" in message.hint
 
+    def test_a_placeholder_key_copied_from_the_docs(self):
+        # The service and the local collector refuse it; every other check would pass it.
+        for key in ("pk_...", "pk_<your key>", "pk_…"):
+            (message,) = outlit_messages(PUBLIC_KEY=key)
+            assert message.id == "outlit_django.E002", key
+            assert "looks like a placeholder" in message.msg
+
 
 class ApiHostChecks(SimpleTestCase):
     def test_not_an_http_url(self):

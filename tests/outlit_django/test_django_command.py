@@ -36,6 +36,7 @@ def test_check_shows_the_masked_configuration_and_reaches_the_collector(
     assert "pk_test…" in output
     assert f"events_url                {collector.url}/api/i/v1/pk_test…/events" in output
     assert "identify_on_login         False" in output
+    assert "pk_test… (from settings.OUTLIT['PUBLIC_KEY'])" in output
     assert "ok   connect" in output
     assert "FAIL" not in output
     assert collector.stats.requests == 0  # a connection only, never an event
@@ -45,6 +46,17 @@ def test_check_fails_when_the_host_cannot_be_reached(configure_outlit):
     configure_outlit(API_HOST=f"http://127.0.0.1:{closed_port()}", TRANSPORT=None)
     with pytest.raises(CommandError, match=r"1 Outlit check\(s\) failed"):
         run("check", "--timeout", "1")
+
+
+def test_check_says_where_the_key_comes_from_and_skips_the_host_when_disabled(
+    configure_outlit, monkeypatch
+):
+    monkeypatch.setenv("OUTLIT_PUBLIC_KEY", "pk_from_env")
+    configure_outlit(PUBLIC_KEY=None, ENABLED=False, API_HOST=f"http://127.0.0.1:{closed_port()}")
+    output = run("check")  # nothing is sent: an unreachable host is not a failure
+    assert "pk_from… (from the OUTLIT_PUBLIC_KEY environment variable)" in output
+    assert "ok   connection  not checked: tracking is disabled" in output
+    assert "FAIL" not in output
 
 
 def test_check_reports_a_missing_key(configure_outlit, collector):

@@ -137,15 +137,36 @@ def test_check_shows_the_configuration_with_the_key_masked(make_app, collector, 
 
 
 def test_check_fails_when_the_api_host_cannot_be_reached(make_app):
-    app = make_app(OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}", OUTLIT_ENABLED=False)
+    app = make_app(OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}")
     Outlit(app)
 
     result = app.test_cli_runner().invoke(args=["outlit", "check", "--timeout", "1"])
 
     assert result.exit_code == 1
     assert "FAIL  connect:" in result.output
-    assert "OUTLIT_ENABLED is False" in result.output
     assert "some checks failed" in result.output
+
+
+def test_check_of_a_disabled_app_does_not_fail_on_the_connection(make_app):
+    # Nothing is sent: an unreachable host is not a failure of this setup.
+    app = make_app(OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}", OUTLIT_ENABLED=False)
+    Outlit(app)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "check", "--timeout", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert "connect" not in result.output.split("Checks:")[1]
+    assert "connection to the API host is not checked" in result.output
+
+
+def test_check_flags_a_placeholder_key(make_app):
+    app = make_app(OUTLIT_PUBLIC_KEY="pk_...")
+    Outlit(app)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "check", "--timeout", "1"])
+
+    assert result.exit_code == 1
+    assert "FAIL  public key: 'pk_...' looks like a placeholder" in result.output
 
 
 def test_the_commands_are_listed_under_flask_outlit(make_app):
