@@ -281,18 +281,24 @@ class Outlit:
             if self._state != _NEW or self._starting:
                 return self._state in (_RUNNING, _NEW)
             self._starting = True
-        started = False
         try:
             started = self._worker.start()
-        finally:
+        except BaseException:
             with self._state_lock:
-                self._starting = False
-                closed = self._state != _NEW  # shut down meanwhile: shutdown() saw no worker
-                if not closed:
-                    self._set_state(_RUNNING)
-                    _running_clients.add(self)
-            if closed and started:
+                self._starting = False  # still NEW: a later call tries again
+            raise
+        with self._state_lock:
+            self._starting = False
+            # flush() and shutdown() wait for the start to end (see _wait_for_start), so the
+            # state is still NEW here, unless shutdown() ran out of time meanwhile.
+            abandoned = self._state != _NEW
+            if not abandoned:
+                self._set_state(_RUNNING)
+                _running_clients.add(self)
+        if abandoned:
+            if started:
                 self._worker.stop(0)
+            return False
         if not started:
             _logger().debug("outlit: cannot start a thread now; events will be sent on flush")
         _flush_at_child_exit()
@@ -322,6 +328,17 @@ class Outlit:
 
         limit = DEFAULT_FLUSH_TIMEOUT if timeout is None else _wait_limit("timeout", timeout)
         worker = self._worker
+        if self._starting:
+            self._wait_for_start(time.monotonic() + limit)
+            if self._starting:  # still: what calls queued meanwhile waits for the worker
+                pending = self.queue_size
+                _logger().warning(
+                    "outlit: flush gave up after %.1f s while the worker was starting, with %d "
+                    "events queued (they stay queued)",
+                    limit,
+                    pending,
+                )
+                return FlushResult(pending == 0, pending)
         if self._state in (_DISABLED, _NEW) or self.queue_size == 0:
             return FlushResult(True, 0)
         if threading.current_thread() is worker.thread:
@@ -357,15 +374,33 @@ class Outlit:
         limit = (
             self.options.shutdown_timeout if timeout is None else _wait_limit("timeout", timeout)
         )
-        with self._state_lock:
-            was = self._state
-            self._set_state(_CLOSED)
+        # Events queued while another call was starting the worker are delivered like any:
+        # the state is closed only once no start is under way (or the time is up).
+        deadline = time.monotonic() + limit
+        while True:
+            with self._state_lock:
+                if not self._starting or time.monotonic() >= deadline:
+                    was = self._state
+                    self._set_state(_CLOSED)
+                    break
+            self._wait_for_start(deadline)
         from ._worker import FlushResult
 
         if was == _CLOSED:
             return FlushResult(True, 0)
         started = time.monotonic()
         result = FlushResult(True, 0)
+        if was == _NEW and self._worker.queue.events_waiting():
+            # Queued while a worker start went on past the time given (see _begin): dropped,
+            # and said so, like what a running client could not deliver in time.
+            queued, _ = self._worker.discard_for_shutdown()
+            _logger().warning(
+                "outlit: shut down with %d undelivered events (the worker was still starting; "
+                "shutdown_timeout=%.1f s)",
+                queued,
+                limit,
+            )
+            result = FlushResult(False, queued)
         if was == _RUNNING:
             # The state is already closed: calls made from now on raise, and this last flush
             # waits only for what was accepted before.
@@ -445,6 +480,13 @@ class Outlit:
             f"<Outlit public_key={mask_key(self.options.public_key)!r} api_host={self.options.api_host!r} "
             f"state={_STATE_NAMES[self._state]} queue_size={self.queue_size}>"
         )
+
+    def _wait_for_start(self, deadline: float) -> None:
+        """Wait while a call is starting the worker (at most until ``deadline``): calls made
+        meanwhile queued events that the starting worker will send. Polled rather than waited
+        on with a lock: the starting call may be a greenlet that this wait must let run."""
+        while self._starting and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def _after_fork_in_child(self) -> None:
         # The parent's queued events belong to the parent: the child starts empty, and its

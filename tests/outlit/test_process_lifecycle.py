@@ -137,6 +137,8 @@ def test_first_calls_in_a_gevent_patched_fork_child_do_not_deadlock(collector):
         client = Outlit(flush_interval=60)
         pid = os.fork()
         if pid == 0:
+            import signal
+            signal.alarm(30)  # a deadlocked child must not outlive the test
             from gevent import monkey
             monkey.patch_all()
             import gevent

@@ -19,6 +19,7 @@ import pytest
 
 from outlit import (
     MAX_BODY_BYTES,
+    FlushResult,
     MockTransport,
     Outlit,
     Request,
@@ -874,6 +875,77 @@ def test_creating_a_client_starts_no_thread_until_first_use(clients):
     assert len(workers()) == before + 1
     client.shutdown()
     assert wait_until(lambda: len(workers()) == before)
+
+
+def _slow_start(monkeypatch: pytest.MonkeyPatch, seconds: float) -> threading.Event:
+    """Make the worker's start take ``seconds``; the returned event is set once it began."""
+    from outlit._worker import Worker
+
+    began = threading.Event()
+    start = Worker.start
+
+    def slow(self: Worker) -> bool:
+        began.set()
+        time.sleep(seconds)
+        return start(self)
+
+    monkeypatch.setattr(Worker, "start", slow)
+    return began
+
+
+def test_calls_made_while_the_worker_starts_are_queued_and_flushed(clients, monkeypatch):
+    # The call that starts the worker does so outside the state lock (under gevent, a lock
+    # held across Thread.start() could block the whole process): calls meanwhile queue their
+    # events, and flush() and shutdown() wait for the start instead of missing them.
+    began = _slow_start(monkeypatch, 0.3)
+    client, transport = clients()
+    starter = threading.Thread(target=client.track, kwargs={"event_name": "a", "user_id": "1"})
+    starter.start()
+    assert began.wait(5)
+    client.track(event_name="b", user_id="2")  # returns at once, while the start goes on
+    assert client.flush(5)
+    assert "b" in [e["eventName"] for e in transport.events]  # flushed, not skipped
+    starter.join(5)
+    assert client.shutdown(5)
+    assert sorted(e["eventName"] for e in transport.events) == ["a", "b"]
+
+
+def test_a_shutdown_that_outlasts_the_start_counts_what_it_could_not_send(
+    clients, monkeypatch, log
+):
+    began = _slow_start(monkeypatch, 1.0)
+    client, transport = clients()
+    starter = threading.Thread(target=client.track, kwargs={"event_name": "a", "user_id": "1"})
+    starter.start()
+    assert began.wait(5)
+    client.track(event_name="b", user_id="2")
+    assert client.flush(0.1) == FlushResult(False, 1)
+    assert client.shutdown(0.1) == FlushResult(False, 1)
+    starter.join(5)
+    assert client.stats.dropped_by_reason == {"shutdown": 1}
+    assert any("the worker was still starting" in m for m in records(log, logging.WARNING))
+    assert transport.events == []
+
+
+def test_a_worker_start_that_raises_is_tried_again_by_the_next_call(clients, monkeypatch):
+    from outlit._worker import Worker
+
+    start = Worker.start
+    failures = [MemoryError("no room for a thread stack")]
+
+    def flaky(self: Worker) -> bool:
+        if failures:
+            raise failures.pop()
+        return start(self)
+
+    monkeypatch.setattr(Worker, "start", flaky)
+    client, transport = clients()
+    with pytest.raises(MemoryError):
+        client.track(event_name="a", user_id="1")
+    client.track(event_name="b", user_id="2")
+    assert client._worker.alive
+    assert client.flush(5)
+    assert [e["eventName"] for e in transport.events] == ["b"]
 
 
 # -- signals ---------------------------------------------------------------------------------
