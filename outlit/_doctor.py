@@ -3,6 +3,7 @@ configuration with the key masked, the key's form, and whether the API host can 
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from dataclasses import dataclass
@@ -31,6 +32,16 @@ def describe(options: Options) -> dict[str, Any]:
         options.public_key, mask_key(options.public_key)
     )
     return shown
+
+
+def is_this_machine(host: str) -> bool:
+    """Whether a host name or address is this machine (plain http is fine there)."""
+    if host in ("localhost", "0.0.0.0", "host.docker.internal"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # all of 127.0.0.0/8, and ::1
+    except ValueError:
+        return False
 
 
 def check_key(public_key: str) -> Check:
@@ -80,7 +91,7 @@ def check_connectivity(api_host: str, timeout: float = 5.0) -> list[Check]:
         )
     except OSError as exc:
         checks.append(Check("connect", False, f"cannot connect to {host}:{port}: {exc}"))
-    if parts.scheme == "http" and host not in ("localhost", "127.0.0.1", "::1"):
+    if parts.scheme == "http" and not is_this_machine(host):
         checks.append(
             Check("scheme", False, f"{api_host} is plain http to a non-local host; use https")
         )

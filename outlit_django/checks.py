@@ -19,7 +19,6 @@ not thrown.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from outlit import DEFAULT_API_HOST, OptionError
+from outlit._doctor import is_this_machine
 from outlit._options import (
     ENV_API_HOST,
     ENV_PUBLIC_KEY,
@@ -46,8 +46,6 @@ TAG = "outlit"
 
 MIDDLEWARE_PATH = "outlit_django.middleware.OutlitMiddleware"
 AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
-
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"})
 
 # How the hints name a default that is not written as itself in conf.DEFAULTS.
 _DEFAULT_SHOWN = {"RETRY": "outlit.RetryPolicy()"}
@@ -103,7 +101,12 @@ def _check_public_key(values: dict[str, Any]) -> list[CheckMessage]:
         if settings.DEBUG:
             return [Warning(text, hint=hint, id="outlit_django.W001")]
         return [Error(text, hint=hint, id="outlit_django.E001")]
-    if isinstance(key, str) and key.strip().startswith("pk_") and looks_like_placeholder(key):
+    if (
+        values["ENABLED"] is not False
+        and isinstance(key, str)
+        and key.strip().startswith("pk_")
+        and looks_like_placeholder(key.strip())
+    ):
         return [
             Error(
                 f"The Outlit public key from {source} looks like a placeholder: {key!r}.",
@@ -148,7 +151,7 @@ def _check_api_host(values: dict[str, Any]) -> list[CheckMessage]:
             )
         ]
     parts = urlsplit(normalized)
-    if parts.scheme == "http" and not _is_this_machine(parts.hostname or ""):
+    if parts.scheme == "http" and not is_this_machine(parts.hostname or ""):
         return [
             Warning(
                 f"The Outlit API host {normalized!r} (from {source}) is plain http to a host "
@@ -159,15 +162,6 @@ def _check_api_host(values: dict[str, Any]) -> list[CheckMessage]:
             )
         ]
     return []
-
-
-def _is_this_machine(host: str) -> bool:
-    if host in _LOCAL_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback  # all of 127.0.0.0/8, and ::1
-    except ValueError:
-        return False
 
 
 def _check_option_values(values: dict[str, Any]) -> list[CheckMessage]:

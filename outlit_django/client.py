@@ -119,8 +119,13 @@ def _client_kwargs(resolved: conf.OutlitSettings) -> dict[str, Any]:
     return kwargs
 
 
-def build_client(outlit_settings: conf.OutlitSettings | None = None) -> Outlit:
+def build_client(
+    outlit_settings: conf.OutlitSettings | None = None, *, lend_transport: bool = False
+) -> Outlit:
     """A new client from ``settings.OUTLIT``.
+
+    With ``lend_transport``, a ``TRANSPORT`` object from the settings (which the process-wide
+    client uses too) is lent: shutting this client down does not close it.
 
     Without a public key (in the setting or the environment) the client is created disabled,
     with one log line, rather than failing every request: ``manage.py check`` reports the
@@ -129,6 +134,8 @@ def build_client(outlit_settings: conf.OutlitSettings | None = None) -> Outlit:
     """
     resolved = outlit_settings or conf.get_settings()
     kwargs = _client_kwargs(resolved)
+    if lend_transport and kwargs.get("transport") is not None:
+        kwargs["transport"] = _LentTransport(kwargs["transport"])
     if kwargs["enabled"] is False and resolved.client_kwargs.get("enabled", True) is True:
         logger.log(
             logging.WARNING if settings.DEBUG else logging.ERROR,
@@ -143,6 +150,19 @@ def build_client(outlit_settings: conf.OutlitSettings | None = None) -> Outlit:
         raise _naming_the_setting(exc, resolved) from exc
 
 
+class _LentTransport:
+    """Sends through another client's transport; closing it leaves that transport open."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def send(self, request: Any) -> Any:
+        return self._transport.send(request)
+
+    def close(self) -> None:
+        pass
+
+
 def _naming_the_setting(exc: OptionError, resolved: conf.OutlitSettings) -> ImproperlyConfigured:
     """The client's complaint about an option, naming where the value came from: the key of
     ``settings.OUTLIT`` (``MAX_BATCH_SIZE``, not the client's ``max_batch_size``) or the
@@ -152,6 +172,6 @@ def _naming_the_setting(exc: OptionError, resolved: conf.OutlitSettings) -> Impr
     if key not in conf.DEFAULTS or not complaint:
         return ImproperlyConfigured(f"settings.{conf.SETTING_NAME}: {exc}")
     env = {"PUBLIC_KEY": ENV_PUBLIC_KEY, "API_HOST": ENV_API_HOST}.get(key)
-    if env is not None and resolved.values.get(key) in (None, ""):
+    if env is not None and resolved.values.get(key) is None:
         return ImproperlyConfigured(f"The {env} environment variable {complaint}")
     return ImproperlyConfigured(f"settings.{conf.SETTING_NAME}['{key}'] {complaint}")

@@ -356,15 +356,20 @@ class Outlit:
     def _check_lifespan(self) -> None:
         """Warn once, at the first request, when no lifespan of ours is running: servers run the
         lifespan startup before serving, so it never will. Then only the interpreter-exit
-        handler flushes the queue, and uvicorn and hypercorn end the process with the signal,
-        which skips it."""
+        handler flushes the queue, and uvicorn ends the process with the signal, which skips
+        it."""
         self._lifespan_unchecked = False
-        if self._lifespans or self.flush_after_response:
-            return  # flush_after_response (serverless, often without a lifespan) flushes anyway
+        if (
+            self._lifespans
+            or self.flush_after_response  # serverless, often without a lifespan: flushes anyway
+            or not self._owns_client  # Outlit(client=...): its owner shuts it down
+            or not self._client.options.enabled  # nothing is ever queued
+        ):
+            return
         logger.warning(
             "outlit: requests are served without outlit.lifespan, so only the exit handler "
-            "flushes Outlit's queue, and it never runs when uvicorn or hypercorn stop (they end "
-            "the process with the signal): events still queued then would be lost. Use "
+            "flushes Outlit's queue, and it never runs when uvicorn stops (it ends the process "
+            "with the signal): events still queued then would be lost. Use "
             "FastAPI(lifespan=outlit.lifespan), or outlit.wrap_lifespan(your_lifespan); in "
             "tests, `with TestClient(app):` runs it."
         )

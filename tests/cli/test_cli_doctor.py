@@ -73,3 +73,18 @@ def test_a_non_http_host_fails(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "FAIL  configuration  api_host must be an http(s) URL" in out
     assert "FAIL  api host" in out
+
+
+def test_plain_http_to_any_loopback_address_is_this_machine() -> None:
+    from outlit._doctor import is_this_machine
+
+    for host in ("localhost", "127.0.0.1", "127.0.0.2", "::1"):
+        assert is_this_machine(host), host
+    for host in ("10.0.0.2", "collector.internal", "128.0.0.1"):
+        assert not is_this_machine(host), host
+
+
+def test_a_placeholder_key_fails(collector: Collector, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["doctor", "--public-key", "pk_...", "--api-host", collector.url])
+    assert code != 0
+    assert "looks like a placeholder" in capsys.readouterr().out

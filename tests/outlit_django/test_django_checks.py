@@ -80,6 +80,9 @@ class PublicKeyChecks(SimpleTestCase):
             (message,) = outlit_messages(PUBLIC_KEY=key)
             assert message.id == "outlit_django.E002", key
             assert "looks like a placeholder" in message.msg
+        # Not when tracking is off, and not for a real key with stray spaces (the client strips).
+        assert outlit_messages(PUBLIC_KEY="pk_...", ENABLED=False) == []
+        assert outlit_messages(PUBLIC_KEY=" pk_live_abc123 ") == []
 
 
 class ApiHostChecks(SimpleTestCase):

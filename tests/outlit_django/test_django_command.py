@@ -55,7 +55,7 @@ def test_check_says_where_the_key_comes_from_and_skips_the_host_when_disabled(
     configure_outlit(PUBLIC_KEY=None, ENABLED=False, API_HOST=f"http://127.0.0.1:{closed_port()}")
     output = run("check")  # nothing is sent: an unreachable host is not a failure
     assert "pk_from… (from the OUTLIT_PUBLIC_KEY environment variable)" in output
-    assert "ok   connection  not checked: tracking is disabled" in output
+    assert "ok   connection  not checked: ENABLED is False" in output
     assert "FAIL" not in output
 
 
@@ -66,6 +66,7 @@ def test_check_reports_a_missing_key(configure_outlit, collector):
         call_command("outlit", "check", stdout=out)
     assert "public_key                (none)" in out.getvalue()
     assert "FAIL public key  none" in out.getvalue()
+    assert "ok   connect" in out.getvalue()  # not turned off: the host is still worth knowing
 
 
 def test_check_explains_a_value_the_client_refuses(configure_outlit):
@@ -123,6 +124,32 @@ def test_a_test_event_not_delivered_is_not_left_for_the_process_to_retry_at_exit
 
     left = peek_client()
     assert left is None or left.queue_size == 0, "the test event waits in the process's client"
+
+
+def test_send_leaves_a_transport_from_the_settings_open_for_the_process_client(
+    configure_outlit,
+):
+    from outlit import MockTransport
+
+    class ClosesForGood(MockTransport):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    transport = ClosesForGood()
+
+    def answer(request: Any) -> int:
+        assert not transport.closed, "sent through a closed transport"
+        return 200
+
+    transport.handler = answer
+    configure_outlit(TRANSPORT=transport)
+    run("send")  # through a client of its own, shut down when the command ends
+    assert not transport.closed
+    outlit.track(event_name="after_send", email="ops@acme.com")
+    assert outlit.flush(timeout=5)
+    assert [e["eventName"] for e in transport.events] == ["outlit_test_event", "after_send"]
 
 
 def test_send_refuses_when_tracking_is_disabled(configure_outlit):

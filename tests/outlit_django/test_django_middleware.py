@@ -217,6 +217,22 @@ class RequestMemoryTests(OutlitTestCase):
         middleware.check_lifespan = False  # no OutlitLifespan warning: not what this is about
         self.assert_freed_without_tracking(middleware, lambda mw, r: asyncio.run(mw(r)))
 
+    def test_a_stand_in_request_without_weak_references_still_works(self):
+        # A test's SimpleNamespace takes no weak reference: the tracker holds it as it is.
+        from types import SimpleNamespace
+
+        from django.http import HttpResponse
+
+        from outlit_django.middleware import OutlitMiddleware
+
+        def view(request: Any) -> HttpResponse:
+            request.outlit.track(event_name="stand_in")
+            return HttpResponse("ok")
+
+        OutlitMiddleware(view)(SimpleNamespace(user=self.jane, path="/"))
+        (event,) = self.sent()
+        assert event["userId"] == str(self.jane.pk)
+
     def test_a_tracker_used_after_its_request_was_freed_says_why_it_has_no_identity(self):
         from django.http import HttpResponse
         from django.test import RequestFactory

@@ -153,6 +153,10 @@ def test_a_bad_key_from_the_environment_is_blamed_on_the_environment(configure_o
     configure_outlit(PUBLIC_KEY="sk_live_123")
     with pytest.raises(ImproperlyConfigured, match=r"^settings\.OUTLIT\['PUBLIC_KEY'\] must"):
         outlit.track(email="jane@acme.com", event_name="x")
+    # Only None falls back to the environment: "" is the setting's own value.
+    configure_outlit(API_HOST="")
+    with pytest.raises(ImproperlyConfigured, match=r"^settings\.OUTLIT\['API_HOST'\] must"):
+        outlit.track(email="jane@acme.com", event_name="x")
 
 
 def test_a_setting_that_is_not_a_dict_raises_improperly_configured():

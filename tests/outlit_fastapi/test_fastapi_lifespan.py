@@ -272,6 +272,21 @@ def test_no_lifespan_warning_with_the_lifespan_or_a_flush_after_each_response(
     assert _lifespan_warnings(caplog) == []
 
 
+def test_no_lifespan_warning_when_nothing_is_queued_or_the_client_is_the_apps_own(
+    make_outlit, transport, caplog
+):
+    disabled = make_outlit(enabled=False)
+    shared = CoreClient(public_key="pk_shared", transport=transport, flush_interval=300)
+    try:
+        with caplog.at_level("WARNING", logger="outlit"):
+            for outlit in (disabled, Outlit(client=shared)):
+                client = TestClient(_tracking_app(outlit))  # no lifespan runs
+                assert client.post("/export/1").status_code == 200
+        assert _lifespan_warnings(caplog) == []
+    finally:
+        shared.shutdown()
+
+
 def test_starlette_app_can_use_the_lifespan(make_outlit, transport):
     outlit = make_outlit(flush_interval=300)
 
