@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 from outlit import BoundTracker
-from outlit._tracker import IdentitySource, user_identity
+from outlit._tracker import user_identity
 
 from ._outlit import Outlit, _identify_lazily, _scope_identity
 
@@ -73,13 +73,21 @@ class OutlitMiddleware:
         finally:
             # The scope's state holds the tracker, and a lazy identity source holds the scope:
             # a reference cycle that only the garbage collector frees. Once the app is done, a
-            # source not used yet is swapped for one that holds what it needs, not the scope.
+            # source not used yet is swapped for one that holds what it needs, not the scope
+            # (built here directly: this runs on every request that did not track).
             if tracker._source is None:
                 pass  # the identity was looked up during the request: nothing holds the scope
             elif identify is None:
-                tracker._replace_source(lambda: _user_source(scope))
+                # The scope's user is final once the app is done.
+                tracker._source = functools.partial(user_identity, scope.get("user"))
             elif outlit._identify_is_plain:
-                tracker._replace_source(lambda: _detached_source(identify, scope, tracker))
+                # A copy of the scope whose state leaves the tracker out: the same values,
+                # without the way back to the tracker. The request is made only if needed.
+                tracker._source = functools.partial(
+                    _identify_from_scope,
+                    identify,
+                    {**scope, "state": {k: v for k, v in state.items() if v is not tracker}},
+                )
             if outlit.flush_after_response:
                 # The app returns after its last `http.response.body` message (and its
                 # background tasks): the client already has the response when this wait starts.
@@ -90,15 +98,3 @@ def _identify_from_scope(identify: Any, scope: Scope) -> Any:
     # A request without a receive channel: an identify function must not consume the request
     # body before the app reads it.
     return _identify_lazily(identify, Request(scope))
-
-
-def _user_source(scope: Scope) -> IdentitySource:
-    # The scope's user is final once the app is done.
-    return functools.partial(user_identity, scope.get("user"))
-
-
-def _detached_source(identify: Any, scope: Scope, tracker: BoundTracker) -> IdentitySource:
-    # The identify function gets a request over a copy of the scope whose state leaves the
-    # tracker out: the same values, without the way back to the tracker.
-    state = {key: value for key, value in scope.get("state", {}).items() if value is not tracker}
-    return functools.partial(_identify_lazily, identify, Request({**scope, "state": state}))
