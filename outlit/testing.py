@@ -114,7 +114,10 @@ class RecordingTransport:
     def send(self, request: Request) -> Response:
         public_key = _public_key_of(request.url)
         if not check_key(public_key):
-            message = f"public key {public_key!r} does not have the pk_... shape"
+            message = (
+                f"public key {public_key!r} is not one (pk_ then letters, digits, _ or -): "
+                "the service answers 401"
+            )
             self._add(requests=[request], problems=[Problem("key", (message,))])
             return Response(401, {}, _dumps({"success": False, "message": message}))
         result = validate_request(request.body)
@@ -184,8 +187,10 @@ class RecordingTransport:
             self._reported = len(self._problems)
         if fresh:
             lines = "\n".join(f"  {problem}" for problem in fresh)
-            count = f"{len(fresh)} event{'s' if len(fresh) != 1 else ''}"
-            raise ContractError(f"{count} would not be stored by Outlit's ingest API:\n{lines}")
+            count = f"{len(fresh)} problem{'s' if len(fresh) != 1 else ''}"
+            raise ContractError(
+                f"Outlit's ingest API would not store everything sent ({count}):\n{lines}"
+            )
 
     # Internals ------------------------------------------------------------------------
 
@@ -530,9 +535,19 @@ def _assert_found(
         head = f"expected a {expected}; none of the {len(seen)} recorded events matches"
     else:
         head = f"expected {count} {expected}, found {len(found)}"
-    shown = "\n".join(f"  {describe_event(event)}" for event in seen[-20:])
+    # Besides type, name and identity, each event shows the other fields the assertion names
+    # (its properties, say), so that a mismatch shows what was recorded instead.
+    shown_keys = {"type", "eventName", "stage", "status", "email", "userId", "fingerprint"}
+    shown_keys |= {"customerId", "customerDomain", "stripeCustomerId"}
+    extra = [wire for wire in map(_wire_name, fields) if wire not in shown_keys]
+    shown = "\n".join(f"  {_describe_with(event, extra)}" for event in seen[-20:])
     more = f"\n  ... and {len(seen) - 20} earlier" if len(seen) > 20 else ""
     raise AssertionError(f"{head}:\n{shown}{more}" if seen else f"{head} (nothing was recorded)")
+
+
+def _describe_with(event: Mapping[str, Any], keys: list[str]) -> str:
+    extra = " ".join(f"{key}={event[key]!r}" for key in keys if key in event)
+    return f"{describe_event(event)} {extra}" if extra else describe_event(event)
 
 
 def _wire_name(name: str) -> str:

@@ -91,7 +91,7 @@ def _check_public_key(values: dict[str, Any]) -> list[CheckMessage]:
         if values["ENABLED"] is False:
             return []
         hint = (
-            f'Set {conf.SETTING_NAME} = {{"PUBLIC_KEY": "pk_..."}} (from Outlit\'s settings) or '
+            f"Set {conf.SETTING_NAME}['PUBLIC_KEY'] to your public key (from Outlit's settings) or "
             f'the {ENV_PUBLIC_KEY} environment variable; "ENABLED": False turns tracking off. '
             "Until then tracking calls are accepted and nothing is sent. (Django's test runner "
             "runs the checks with DEBUG False: give the test settings a key such as 'pk_test', "

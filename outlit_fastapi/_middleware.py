@@ -48,8 +48,8 @@ class OutlitMiddleware:
             await self.app(scope, receive, send)
             return
         outlit = self.outlit
-        if outlit._lifespan_unchecked:
-            outlit._check_lifespan()
+        if outlit._request_check_due:
+            outlit._check_on_request()
         identify = outlit._identify
         if identify is None:
             # client.bind(), built directly (as in Outlit.__call__) to save its import.

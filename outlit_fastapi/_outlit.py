@@ -223,7 +223,8 @@ class Outlit:
             self._identify_is_async or self._identify_is_depends
         )
         self._lifespans = 0
-        self._lifespan_unchecked = True  # see _check_lifespan
+        self._lifespans_run = 0  # lifespans of ours started so far
+        self._request_check_due = True  # see _check_on_request
         # FastAPI reads a dependency's parameters from its signature. The instance's own
         # __signature__ asks only for what this configuration needs (the request, plus the
         # background tasks or the identify dependency when used), with real classes rather
@@ -255,8 +256,8 @@ class Outlit:
         """The request's tracker: ``tracker=Depends(outlit)``."""
         # Async although it awaits nothing (mostly): FastAPI would run a sync dependency in its
         # thread pool, a thread hop on every request.
-        if self._lifespan_unchecked:
-            self._check_lifespan()
+        if self._request_check_due:
+            self._check_on_request()
         identify = self._identify
         # The common cases are inlined (this runs on every request), and build what
         # client.bind() returns directly: bind() imports BoundTracker on each call.
@@ -353,14 +354,19 @@ class Outlit:
 
         return lifespan
 
-    def _check_lifespan(self) -> None:
-        """Warn once, at the first request, when no lifespan of ours is running: servers run the
-        lifespan startup before serving, so it never will. Then only the interpreter-exit
-        handler flushes the queue, and uvicorn ends the process with the signal, which skips
-        it."""
-        self._lifespan_unchecked = False
+    def _check_on_request(self) -> None:
+        """The slow path of a request, taken at the first one and after a lifespan ended.
+
+        After a lifespan of ours shut its client down (a test's ``with TestClient(app)``), a
+        request served without one (the next test's) gets a fresh client instead of
+        ``ClientClosedError``. And once, when no lifespan of ours ever ran: a warning. Servers
+        run the lifespan startup before serving, so it never will; then only the
+        interpreter-exit handler flushes the queue, and uvicorn ends the process with the
+        signal, which skips it."""
+        self._request_check_due = False
+        self._live_client()
         if (
-            self._lifespans
+            self._lifespans_run
             or self.flush_after_response  # serverless, often without a lifespan: flushes anyway
             or not self._owns_client  # Outlit(client=...): its owner shuts it down
             or not self._client.options.enabled  # nothing is ever queued
@@ -374,8 +380,17 @@ class Outlit:
             "tests, `with TestClient(app):` runs it."
         )
 
+    def _live_client(self) -> outlit.Outlit:
+        """The client to track with: a fresh one (same options, no thread until used) when a
+        lifespan of ours shut the one it had down and no lifespan is running now."""
+        client = self._client
+        if client.closed and self._owns_client and not self._lifespans:
+            client = self._client = outlit.Outlit(**client.options.as_dict())
+        return client
+
     def _start(self) -> None:
         self._lifespans += 1
+        self._lifespans_run += 1
         if self._client.closed and self._owns_client:
             # The previous lifespan shut the client down (tests run one lifespan per
             # TestClient); start a fresh one with the same options.
@@ -392,6 +407,7 @@ class Outlit:
                 await self._client.aflush(self._client.options.shutdown_timeout)
         except Exception:
             logger.exception("outlit: error while flushing at shutdown")
+        self._request_check_due = True  # a request after this one gets a live client
 
     # -- the client's own methods, for code outside a request ------------------------------
 
@@ -404,24 +420,26 @@ class Outlit:
     def options(self) -> Options:
         return self._client.options
 
+    # The tracking methods go to a live client: see _live_client.
+
     def track(self, **kwargs: Unpack[ServerTrackOptions]) -> None:
         """:meth:`outlit.Outlit.track`: the caller names the identity."""
-        self._client.track(**kwargs)
+        self._live_client().track(**kwargs)
 
     def identify(self, **kwargs: Unpack[ServerIdentifyOptions]) -> None:
         """:meth:`outlit.Outlit.identify` (the event, not the ``identify=`` option)."""
-        self._client.identify(**kwargs)
+        self._live_client().identify(**kwargs)
 
     @property
     def user(self) -> UserAPI:
-        return self._client.user
+        return self._live_client().user
 
     @property
     def customer(self) -> CustomerAPI:
-        return self._client.customer
+        return self._live_client().customer
 
     def bind(self, identity: Any = None) -> BoundTracker:
-        return self._client.bind(identity)
+        return self._live_client().bind(identity)
 
     def flush(self, timeout: float | None = None) -> FlushResult:
         return self._client.flush(timeout)

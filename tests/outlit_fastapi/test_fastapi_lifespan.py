@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from outlit import BoundTracker, ClientClosedError
+from outlit import BoundTracker
 from outlit import Outlit as CoreClient
 from outlit_fastapi import Outlit
 
@@ -72,12 +72,29 @@ def test_each_lifespan_run_gets_a_working_client(make_outlit, transport):
     assert [e["properties"]["n"] for e in transport.events] == [0, 1, 2]
 
 
-def test_calls_after_the_lifespan_ended_raise_client_closed(make_outlit):
-    outlit = make_outlit()
-    with TestClient(_tracking_app(outlit, lifespan=outlit.lifespan)):
-        pass
-    with pytest.raises(ClientClosedError):
-        outlit.track(event_name="too_late", user_id="u1")
+def test_after_a_lifespan_ended_the_outlit_keeps_working_without_one(
+    make_outlit, transport, caplog
+):
+    # One module-level outlit serves every test: a test with `with TestClient(app)` shuts its
+    # client down at the end (its stats stay readable), and a later test without a lifespan,
+    # or code outside a request, gets a fresh client instead of ClientClosedError.
+    outlit = make_outlit(flush_interval=300)
+    app = _tracking_app(outlit, lifespan=outlit.lifespan)
+    with TestClient(app) as client:
+        assert client.post("/export/1").status_code == 200
+    first = outlit.client
+    assert first.closed and outlit.stats.delivered == 1
+    with caplog.at_level("WARNING", logger="outlit"):
+        assert TestClient(app).post("/export/2").status_code == 200  # no lifespan this time
+    assert _lifespan_warnings(caplog) == []  # one of ours did run in this process
+    outlit.track(event_name="nightly_report", customer_id="c1")
+    assert outlit.client is not first and not outlit.client.closed
+    assert outlit.flush(timeout=5)
+    assert [e["eventName"] for e in transport.events] == [
+        "report_exported",
+        "report_exported",
+        "nightly_report",
+    ]
 
 
 def test_own_lifespan_wrapped_keeps_its_state_and_its_shutdown_events(make_outlit, transport):

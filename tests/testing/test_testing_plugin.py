@@ -112,7 +112,7 @@ def test_outlit_events_records_clients_and_isolates_tests(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(
         [
             "*test_a_refused_call_fails_the_test*",
-            "*ContractError: 1 event would not be stored*",
+            "*ContractError: Outlit's ingest API would not store everything sent (1 problem)*",
             "*timestamp: must be a non-negative integer*",
         ]
     )

@@ -254,6 +254,17 @@ def test_assert_tracked_failure_lists_what_was_recorded(client: Outlit) -> None:
     assert "custom 'login' email='jane@acme.com'" in message
 
 
+def test_a_failure_shows_the_recorded_value_of_each_field_it_names(client: Outlit) -> None:
+    with record(client) as events:
+        client.track(event_name="report_exported", email="a@x.com", properties={"format": "pdf"})
+        with pytest.raises(AssertionError) as failure:
+            assert_tracked(events, "report_exported", properties={"format": "csv"})
+    # The line shows what was recorded for the field that did not match.
+    assert "custom 'report_exported' email='a@x.com' properties={'format': 'pdf'}" in str(
+        failure.value
+    )
+
+
 def test_assert_tracked_with_count(client: Outlit) -> None:
     with record(client) as events:
         client.track(event_name="ping", fingerprint="dev_1")
