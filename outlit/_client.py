@@ -358,7 +358,7 @@ class Outlit:
         else:
             settled = worker.drain_until(time.monotonic() + limit)
         pending = self.queue_size
-        if not settled:
+        if not settled and self._state != _CLOSED:  # shutdown() says what it drops itself
             _logger().warning(
                 "outlit: flush gave up after %.1f s with %d events still queued (they stay queued)",
                 limit,
@@ -731,7 +731,24 @@ def _flush_at_child_exit(connect_celery: bool = True) -> None:
 
 
 def _flush_at_celery_child_exit(**_signal: Any) -> None:
+    # Celery has each pool process killed (PR_SET_PDEATHSIG) when the thread that forked it
+    # ends. A process that replaced a recycled one was forked by the pool's supervisor thread,
+    # which ends early in a warm shutdown: a flush slower than that (a slow or briefly failing
+    # network) was cut short with no word. This process is leaving anyway; let it finish.
+    _clear_parent_death_signal()
     _shutdown_all_at_exit()
+
+
+def _clear_parent_death_signal() -> None:
+    import sys
+
+    util = sys.modules.get("billiard.util")
+    if util is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        util.set_pdeathsig(0)
+    except Exception:  # pragma: no cover - an unexpected billiard: the flush is tried anyway
+        _logger().debug("outlit: could not clear the pool process's death signal", exc_info=True)
 
 
 def _finalize(util: Any, _token: object = None) -> None:

@@ -927,6 +927,17 @@ def test_a_shutdown_that_outlasts_the_start_counts_what_it_could_not_send(
     assert transport.events == []
 
 
+def test_a_shutdown_that_cannot_deliver_says_so_once(clients, log):
+    # Not "flush gave up ... (they stay queued)" first: they do not stay, shutdown drops them.
+    client, _ = clients(lambda request: 503)
+    client.track(event_name="a", user_id="1")
+    assert client.shutdown(0.3) == FlushResult(False, 1)
+    warnings = records(log, logging.WARNING)
+    assert [m for m in warnings if "gave up" in m or "undelivered" in m] == [
+        next(m for m in warnings if "shut down with 1 undelivered events" in m)
+    ]
+
+
 def test_a_worker_start_that_raises_is_tried_again_by_the_next_call(clients, monkeypatch):
     from outlit._worker import Worker
 
