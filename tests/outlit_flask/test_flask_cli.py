@@ -160,7 +160,8 @@ def test_check_of_a_disabled_app_does_not_fail_on_the_connection(make_app):
 
 
 def test_check_flags_a_placeholder_key(make_app):
-    app = make_app(OUTLIT_PUBLIC_KEY="pk_...")
+    # A closed port on this machine: the check's connection test leaves 127.0.0.1 alone.
+    app = make_app(OUTLIT_PUBLIC_KEY="pk_...", OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}")
     Outlit(app)
 
     result = app.test_cli_runner().invoke(args=["outlit", "check", "--timeout", "1"])
