@@ -389,12 +389,11 @@ class Outlit:
         return client
 
     def _start(self) -> None:
+        # A client the previous lifespan shut down (tests run one lifespan per TestClient) is
+        # replaced by a fresh one with the same options, as outside a lifespan.
+        self._live_client()
         self._lifespans += 1
         self._lifespans_run += 1
-        if self._client.closed and self._owns_client:
-            # The previous lifespan shut the client down (tests run one lifespan per
-            # TestClient); start a fresh one with the same options.
-            self._client = outlit.Outlit(**self._client.options.as_dict())
 
     async def _stop(self) -> None:
         self._lifespans -= 1
