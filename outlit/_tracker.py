@@ -38,6 +38,8 @@ IDENTITY_KEYS = TRACK_IDENTITY
 
 _NO_IDS: tuple[Any, ...] = (None,) * len(TRACK_IDENTITY)
 
+_new = object.__new__
+
 
 class BoundTracker:
     """Has every tracking method of :class:`~outlit.Outlit`; fills in a default identity."""
@@ -46,7 +48,9 @@ class BoundTracker:
 
     def __init__(self, client: Outlit, identity: IdentitySource = None) -> None:
         self._client = client
-        self._source = identity
+        # The identity source: a mapping, a function of no argument, None, or (made by
+        # lookup_tracker) a (function, argument) pair.
+        self._source: Any = identity
         # The resolved identity as track()'s five arguments (see _resolve); None until then.
         self._ids: tuple[Any, ...] | None = None
 
@@ -92,7 +96,10 @@ class BoundTracker:
         if ids is not None:
             return ids
         try:
-            found = source() if callable(source) else source
+            if type(source) is tuple:
+                found = source[0](source[1])
+            else:
+                found = source() if callable(source) else source
             ids = _identity_args(found) if found else _NO_IDS
         except Exception:
             # The identity hook is app code; a failure there, or an answer that cannot be
@@ -196,6 +203,20 @@ class BoundTracker:
 
     def __repr__(self) -> str:
         return f"<BoundTracker identity={sorted(self.identity)} client={self._client!r}>"
+
+
+def lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -> BoundTracker:
+    """A tracker whose identity is ``lookup(subject)`` (a mapping, or None for none), looked up
+    when a call first needs it: what an adapter makes on every request, from the request.
+
+    Built without ``__init__``, and with a pair instead of a ``functools.partial`` of
+    ``lookup``: the two cost a request more than twice what this does. The pair is one value,
+    so that an adapter can swap it at once (see ``_replace_source``)."""
+    tracker: BoundTracker = _new(BoundTracker)
+    tracker._client = client
+    tracker._source = (lookup, subject)
+    tracker._ids = None
+    return tracker
 
 
 def _identity_args(found: Any) -> tuple[Any, ...]:

@@ -22,6 +22,8 @@ from outlit import (
 )
 from outlit._options import ENV_PUBLIC_KEY, options_from_config
 
+from .identity import through_reference
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -70,6 +72,7 @@ class OutlitSettings:
         "flush_on_request_finished",
         "identify_on_login",
         "identity",
+        "lookup",
         "request_flush_timeout",
         "unknown_keys",
         "values",
@@ -84,6 +87,9 @@ class OutlitSettings:
         self.client_kwargs: dict[str, Any] = kwargs
         self.unknown_keys = tuple(key for key in unknown if key not in INTEGRATION_KEYS)
         self.identity: IdentityFunction | None = load_identity_function(values["IDENTIFY_USER"])
+        # The identity function as request.outlit calls it, through a weak reference (None
+        # when identity is None).
+        self.lookup: Any = None if self.identity is None else through_reference(self.identity)
         self.identify_on_login = values["IDENTIFY_ON_LOGIN"] is True
         self.flush_on_request_finished = values["FLUSH_ON_REQUEST_FINISHED"] is True
         timeout = values["REQUEST_FLUSH_TIMEOUT"]

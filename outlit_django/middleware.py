@@ -9,7 +9,6 @@ path it only builds a small object, with no I/O and no thread hop.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 from weakref import ref
 
@@ -19,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from outlit import BoundTracker
 from outlit._log import get_logger
+from outlit._tracker import lookup_tracker
 
 from . import asgi, conf
 from .client import _proxy, get_client, resolved_options
@@ -36,34 +36,21 @@ logger = get_logger("outlit.django")
 def request_tracker(request: HttpRequest) -> BoundTracker:
     """A tracker for ``request``: the process-wide client, with the request's identity filled
     in by calls that name none (``IDENTIFY_USER``)."""
-    identity = conf.get_settings().identity
+    settings = conf.get_settings()
     client = _proxy._client  # get_client() without the call, once the client exists
     if client is None:
         client = get_client()
-    # What client.bind() returns, built directly: bind() imports BoundTracker on every call,
-    # which costs more than the rest of this function.
+    identity = settings.identity
+    # What client.bind() returns, built directly (bind() imports BoundTracker on every call,
+    # which costs more than the rest of this function). The identity is looked up only if a
+    # call needs it, from a weak reference to the request (see identity.through_reference).
     if identity is None:
         return BoundTracker(client, None)
-    # The identity is looked up only if a call needs it. The source reaches the request
-    # through a weak reference: the request holds its tracker, and a strong one would make a
-    # cycle, leaving every request that does not track (and its META, and its response) to the
-    # garbage collector instead of being freed at once.
     try:
-        return BoundTracker(client, partial(_identity_of, identity, ref(request)))
+        request_ref = ref(request)
     except TypeError:  # a stand-in request (a test's) that takes no weak reference
-        return BoundTracker(client, partial(identity, request))
-
-
-def _identity_of(identity: conf.IdentityFunction, request_ref: ref[HttpRequest]) -> Any:
-    request = request_ref()
-    if request is None:
-        # Only after the request is over and nothing keeps it (a tracker kept by a thread).
-        logger.warning(
-            "outlit: request.outlit was used after its request was freed, so the request's "
-            "identity is unknown; keep the request, or pass the identity to the call"
-        )
-        return None
-    return identity(request)
+        return lookup_tracker(client, identity, request)
+    return lookup_tracker(client, settings.lookup, request_ref)
 
 
 class OutlitMiddleware:

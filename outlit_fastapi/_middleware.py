@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from outlit import BoundTracker
-from outlit._tracker import user_identity
+from outlit._tracker import lookup_tracker, user_identity
 
 from ._outlit import Outlit, _identify_lazily, _scope_identity
 
@@ -42,6 +41,8 @@ class OutlitMiddleware:
             )
         self.app = app
         self.outlit = outlit
+        # What a request's tracker calls with the scope, when a call first needs the identity.
+        self.identify_scope = functools.partial(_identify_from_scope, outlit._identify)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,13 +54,11 @@ class OutlitMiddleware:
         identify = outlit._identify
         if identify is None:
             # client.bind(), built directly (as in Outlit.__call__) to save its import.
-            tracker = BoundTracker(outlit.client, functools.partial(_scope_identity, scope))
+            tracker = lookup_tracker(outlit.client, _scope_identity, scope)
         elif outlit._identify_is_plain:
             # Called by the tracker only if a call needs the identity; the request it is given
             # is made only then (see _identify_from_scope).
-            tracker = BoundTracker(
-                outlit.client, functools.partial(_identify_from_scope, identify, scope)
-            )
+            tracker = lookup_tracker(outlit.client, self.identify_scope, scope)
         else:
             # An async identify: awaited now, on a request without a receive channel (as in
             # _identify_from_scope).
@@ -79,13 +78,12 @@ class OutlitMiddleware:
                 pass  # the identity was looked up during the request: nothing holds the scope
             elif identify is None:
                 # The scope's user is final once the app is done.
-                tracker._source = functools.partial(user_identity, scope.get("user"))
+                tracker._source = (user_identity, scope.get("user"))
             elif outlit._identify_is_plain:
                 # A copy of the scope whose state leaves the tracker out: the same values,
                 # without the way back to the tracker. The request is made only if needed.
-                tracker._source = functools.partial(
-                    _identify_from_scope,
-                    identify,
+                tracker._source = (
+                    self.identify_scope,
                     {**scope, "state": {k: v for k, v in state.items() if v is not tracker}},
                 )
             if outlit.flush_after_response:

@@ -8,7 +8,7 @@ import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.background import BackgroundTasks
 from starlette.requests import HTTPConnection, Request
@@ -24,7 +24,7 @@ from outlit import (
     BoundTracker,
     OptionError,
 )
-from outlit._tracker import user_identity
+from outlit._tracker import lookup_tracker, user_identity
 
 if TYPE_CHECKING:
     from fastapi.params import Depends
@@ -222,6 +222,11 @@ class Outlit:
         self._identify_is_plain = identify is not None and not (
             self._identify_is_async or self._identify_is_depends
         )
+        # With a plain identify, what a request's tracker calls with the connection when a call
+        # first needs the identity: made once here, not per request.
+        self._identify_connection = functools.partial(
+            _identify_lazily, cast("Callable[[Any], Any]", identify)
+        )
         self._lifespans = 0
         self._lifespans_run = 0  # lifespans of ours started so far
         self._request_check_due = True  # see _check_on_request
@@ -262,14 +267,10 @@ class Outlit:
         # The common cases are inlined (this runs on every request), and build what
         # client.bind() returns directly: bind() imports BoundTracker on each call.
         if identify is None:
-            tracker = BoundTracker(
-                self._client, functools.partial(_scope_identity, connection.scope)
-            )
+            tracker = lookup_tracker(self._client, _scope_identity, connection.scope)
         elif self._identify_is_plain:
-            # Sync: BoundTracker calls it only if a call needs it, and logs its errors.
-            tracker = BoundTracker(
-                self._client, functools.partial(_identify_lazily, identify, connection)
-            )
+            # Sync: the tracker calls it only if a call needs it, and logs its errors.
+            tracker = lookup_tracker(self._client, self._identify_connection, connection)
         elif self._identify_is_depends:
             try:
                 tracker = self._client.bind(_checked_identity(identity))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from outlit import BoundTracker, InvalidEventError
-from outlit._tracker import user_identity
+from outlit._tracker import lookup_tracker, user_identity
 
 try:
     from ._helpers import ClientFactory, client_factory, sent_events
@@ -485,6 +485,50 @@ def test_the_identity_source_is_let_go_once_the_identity_is_known(client, no_gc)
         "jane@acme.com",
         "jane@acme.com",
     ]
+
+
+def test_a_lookup_tracker_calls_its_lookup_once_with_its_subject_then_lets_go(client, no_gc):
+    c, transport = client
+    request = FakeRequest()
+    calls: list[Any] = []
+
+    def lookup(subject: FakeRequest) -> dict[str, str]:
+        calls.append(subject)
+        return JANE
+
+    request.outlit = tracker = lookup_tracker(c, lookup, request)
+    assert isinstance(tracker, BoundTracker)
+    alive = weakref.ref(request)
+    tracker.track(event_name="a")
+    tracker.track(event_name="b", properties={"n": 1})
+    tracker.user.engaged()
+    assert calls == [request]
+    calls.clear()
+    del request
+    assert alive() is None, "the subject was kept by its tracker after the identity was known"
+    events = sent_events(c, transport)
+    assert [e.get("userId") or e["properties"]["__userId"] for e in events] == ["usr_1"] * 3
+    assert repr(tracker).startswith("<BoundTracker identity=['email', 'user_id']")
+
+
+def test_a_lookup_tracker_logs_a_failing_lookup_and_names_what_is_missing(client, caplog):
+    c, _ = client
+
+    def lookup(subject: Any) -> dict[str, str]:
+        raise RuntimeError("database down")
+
+    tracker = lookup_tracker(c, lookup, object())
+    with pytest.raises(InvalidEventError, match="the identity function found none"):
+        tracker.track(event_name="e")
+    assert "the identity function raised" in caplog.text
+    assert tracker.identity == {}
+
+
+def test_replace_source_replaces_a_lookup_trackers_subject_too(client):
+    c, _ = client
+    tracker = lookup_tracker(c, lambda subject: {"email": f"{subject}@x.com"}, "old")
+    tracker._replace_source(lambda: lambda: JANE)
+    assert tracker.identity == JANE
 
 
 # -- user_identity ---------------------------------------------------------------------------
