@@ -8,7 +8,8 @@ For each framework, servers run side by side on 127.0.0.1, one worker each: the 
 the same app with the integration and one request-bound ``track()`` per request
 (``benchmarks/apps/*_hello.py``); for FastAPI also the integration's middleware instead of its
 dependency, and a do-nothing dependency (what any ``Depends`` costs FastAPI itself); for
-Django also a do-nothing middleware (what any middleware costs Django itself). A load
+Django also a do-nothing middleware (what any middleware costs Django itself); for Flask also
+a view that reads one attribute of ``g`` (what reading ``g.outlit`` costs Flask itself). A load
 generator (``wrk`` when installed, else a small threaded keep-alive client) hits them in
 alternating rounds, so machine noise falls on all alike; the figures are the medians of the
 rounds, and each cost is the median of each round's own ratio against the plain app (the
@@ -74,6 +75,7 @@ FRAMEWORKS: dict[str, tuple[str, dict[str, str]]] = {
         {
             "plain": "benchmarks.apps.flask_hello:app_plain",
             "outlit": "benchmarks.apps.flask_hello:app_outlit",
+            "g-attribute": "benchmarks.apps.flask_hello:app_g_attribute",
         },
     ),
     "fastapi": (
@@ -99,6 +101,7 @@ VARIANT_NOTES = {
     "outlit-untracked": "outlit set up (FastAPI: OutlitMiddleware), a request that tracks nothing",
     "empty-depends": "a do-nothing Depends, no outlit: FastAPI's own cost",
     "empty-middleware": "a do-nothing middleware, no outlit: Django's own cost",
+    "g-attribute": "the view reads one attribute of g, no outlit: Flask's own cost of g.outlit's read",
     "plain-2": "a second plain server: what the method cannot tell apart",
 }
 

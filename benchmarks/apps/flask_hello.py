@@ -3,7 +3,8 @@
 ``app_plain`` is Flask alone. ``app_outlit`` is the same view with the extension set up and one
 ``g.outlit.track`` per request, its identity filled in by an identity loader (the path a real
 view takes). ``app_untracked`` has the extension set up but its view does not track: what outlit
-costs the requests that track nothing. Serve each with the same server and load generator, side by side::
+costs the requests that track nothing. ``app_g_attribute`` is the plain view reading one attribute
+of ``g``, without outlit: what the read of ``g.outlit`` costs Flask itself. Serve each with the same server and load generator, side by side::
 
     gunicorn -w 1 -b 127.0.0.1:8001 benchmarks.apps.flask_hello:app_plain
     OUTLIT_API_HOST=http://127.0.0.1:8787 \\
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask, g
+from flask.ctx import _AppCtxGlobals
 
 from outlit_flask import Outlit
 
@@ -55,6 +57,26 @@ def create_outlit_app(track: bool = True) -> Flask:
     return app
 
 
+def create_g_attribute_app() -> Flask:
+    """The plain view, reading one attribute of ``g`` that ``g``'s class provides (as
+    ``g.outlit`` is provided), without outlit: what one read of ``g`` costs Flask itself (the
+    context-local proxy), the reference for the extension's cost."""
+
+    class Globals(_AppCtxGlobals):
+        greeting = GREETING
+
+    app = Flask("flask_hello_g")
+    app.app_ctx_globals_class = Globals
+
+    @app.get("/")
+    def hello() -> str:
+        greeting: str = g.greeting
+        return greeting
+
+    return app
+
+
 app_plain = create_plain_app()
 app_outlit = create_outlit_app()
 app_untracked = create_outlit_app(track=False)
+app_g_attribute = create_g_attribute_app()

@@ -76,9 +76,11 @@ def hello(monkeypatch: pytest.MonkeyPatch, collector: Any) -> Iterator[ModuleTyp
 def test_benchmark_apps_answer_alike_and_only_one_tracks(hello, collector):
     plain = hello.app_plain.test_client().get("/")
     tracked = hello.app_outlit.test_client().get("/")
+    reads_g = hello.app_g_attribute.test_client().get("/")
 
-    assert plain.data == tracked.data == b"Hello, World!"
+    assert plain.data == tracked.data == reads_g.data == b"Hello, World!"
     assert "outlit" not in hello.app_plain.extensions
+    assert "outlit" not in hello.app_g_attribute.extensions
     with hello.app_outlit.app_context():
         assert hello.app_outlit.extensions["outlit"].flush(5.0)
     (event,) = collector.wait_for_events(1)
