@@ -47,10 +47,16 @@ class BoundTracker:
     __slots__ = ("_client", "_ids", "_source")
 
     def __init__(self, client: Outlit, identity: IdentitySource = None) -> None:
-        self._client = client
         # The identity source: a mapping, a function of no argument, None, or (made by
-        # lookup_tracker) a (function, argument) pair.
-        self._source: Any = identity
+        # lookup_tracker) a (function, argument) pair, which callers cannot pass.
+        source: Any = identity
+        if type(source) is tuple:
+            raise TypeError(
+                "identity must be a mapping of identity fields, a function returning one, or "
+                f"None, got a tuple: {source!r}"
+            )
+        self._client = client
+        self._source = source
         # The resolved identity as track()'s five arguments (see _resolve); None until then.
         self._ids: tuple[Any, ...] | None = None
 

@@ -524,6 +524,12 @@ def test_a_lookup_tracker_logs_a_failing_lookup_and_names_what_is_missing(client
     assert tracker.identity == {}
 
 
+def test_bind_refuses_a_tuple_which_a_lookup_trackers_source_would_be(client):
+    c, _ = client
+    with pytest.raises(TypeError, match=r"identity must be a mapping .* got a tuple"):
+        c.bind(("email", "jane@acme.com"))
+
+
 def test_replace_source_replaces_a_lookup_trackers_subject_too(client):
     c, _ = client
     tracker = lookup_tracker(c, lambda subject: {"email": f"{subject}@x.com"}, "old")
