@@ -216,8 +216,9 @@ def lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -
     when a call first needs it: what an adapter makes on every request, from the request.
 
     Built without ``__init__``, and with a pair instead of a ``functools.partial`` of
-    ``lookup``: the two cost a request more than twice what this does. The pair is one value,
-    so that an adapter can swap it at once (see ``_replace_source``)."""
+    ``lookup`` (a partial alone cost about 1,600 instructions, the tracker's ``__init__``
+    1,800). The pair is one value, so that an adapter can swap it in one assignment, as
+    ``OutlitMiddleware`` does once a request is over."""
     tracker: BoundTracker = _new(BoundTracker)
     tracker._client = client
     tracker._source = (lookup, subject)
