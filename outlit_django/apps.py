@@ -11,6 +11,10 @@ class OutlitDjangoConfig(AppConfig):
 
     def ready(self) -> None:
         # Nothing here creates the client: it is built on first use (see outlit_django.client).
+        # What building it imports is loaded now, with the rest of the project, rather than by
+        # the first request.
+        from outlit import _transport, _worker  # noqa: F401
+
         from . import checks, receivers
 
         checks.register_checks()
