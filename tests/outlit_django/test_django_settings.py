@@ -26,8 +26,8 @@ def test_the_app_and_commands_that_never_track_create_no_client_and_no_thread():
     # What `gunicorn --preload` and `manage.py migrate` do: import the app, run the checks,
     # load the WSGI and ASGI handlers (which build the middleware). Nothing may be created,
     # but the modules the client needs are loaded with the app, not by the first request (which
-    # took 8 ms more for it, and left free blocks in the heap that made every later request's
-    # large allocations slower).
+    # took about 9 ms more for it, and left free blocks in the heap that made every later
+    # request's large allocations slower).
     code = textwrap.dedent(
         """
         import sys, threading
