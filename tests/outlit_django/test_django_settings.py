@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -74,6 +75,23 @@ def test_the_client_is_created_on_first_use_from_settings(configure_outlit):
     assert client.options.retry == RetryPolicy(initial_backoff=0.1)
     assert client.options.public_key == PUBLIC_KEY
     assert repr(outlit) == repr(client)
+
+
+def test_a_method_of_the_proxy_can_be_patched_in_tests_and_is_restored(configure_outlit):
+    transport = configure_outlit()
+    with mock.patch.object(outlit, "track") as patched:
+        outlit.track(email="jane@acme.com", event_name="patched")
+    patched.assert_called_once_with(email="jane@acme.com", event_name="patched")
+    with mock.patch("outlit_django.outlit.identify") as patched:
+        outlit.identify(email="jane@acme.com")
+    patched.assert_called_once_with(email="jane@acme.com")
+    # Restored: the calls reach the client again.
+    assert outlit.track == get_client().track
+    outlit.track(email="jane@acme.com", event_name="real")
+    outlit.identify(email="jane@acme.com")
+    assert outlit.flush(timeout=5)
+    assert [e["type"] for e in transport.events] == ["custom", "identify"]
+    assert transport.events[0]["eventName"] == "real"
 
 
 def test_unset_keys_take_the_client_defaults(configure_outlit):
