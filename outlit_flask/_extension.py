@@ -39,6 +39,7 @@ LoaderT = TypeVar("LoaderT", bound=IdentityLoader)
 # method, bound once (and the proxy itself should a Flask version have none there).
 _current_g: Callable[[], Any] = getattr(g, "_get_current_object", lambda: g)
 _current_request: Callable[[], Any] = getattr(request, "_get_current_object", lambda: request)
+_current_app: Callable[[], Any] = getattr(current_app, "_get_current_object", lambda: current_app)
 
 # Where g keeps (request, tracker) for g.outlit: not under "outlit", so that every access goes
 # through the app's globals class and a new request never sees an earlier one's tracker.
@@ -158,13 +159,17 @@ class Outlit:
     @property
     def client(self) -> OutlitClient:
         """The current app's :class:`outlit.Outlit` client (needs an application context)."""
-        if not has_app_context():
+        # The app itself rather than current_app's proxy, whose every attribute read costs
+        # about as much as the tracking call.
+        try:
+            extensions = _current_app().extensions
+        except RuntimeError:  # outside an app context
             raise RuntimeError(
                 "Outlit needs an application context to find the app's client: track inside a "
                 "request or a CLI command, or in 'with app.app_context():' (and make sure "
                 "outlit.init_app(app) was called)"
-            )
-        client = current_app.extensions.get(EXTENSION_KEY)
+            ) from None
+        client = extensions.get(EXTENSION_KEY)
         if client is None:
             raise RuntimeError(
                 f"Outlit is not set up on app {current_app.name!r}: call outlit.init_app(app) "
