@@ -3,6 +3,7 @@
     python benchmarks/frameworks.py                  # Django, Flask (gunicorn) and FastAPI (uvicorn)
     python benchmarks/frameworks.py --seconds 3 --rounds 5 --only flask
     python benchmarks/frameworks.py --shared --rounds 10 --restarts 2   # all at once, one CPU
+    python benchmarks/frameworks.py --shared --only django --variant outlit   # fewer servers
 
 For each framework, servers run side by side on 127.0.0.1, one worker each: the plain app, and
 the same app with the integration and one request-bound ``track()`` per request
@@ -32,7 +33,7 @@ that the scheduler gives each the same share of the CPU. Whatever slows the mach
 all in the same seconds, so the rounds agree far better than one server at a time does; the
 second plain server shows what is left (two processes of the same code). It charges each
 integration more than it costs a server alone on a CPU, since the servers evict each other's
-caches.
+caches. ``--variant`` keeps only the named variants beside the two plain servers.
 benchmarks/instructions.py counts the same servers' instructions per request under valgrind:
 a figure that does not move with the machine's noise.
 Bar from the issues: at most 5% fewer requests per second (goal: 2%).
@@ -474,6 +475,15 @@ def report_shared(
     return results
 
 
+def chosen_variants(targets: dict[str, str], variants: list[str] | None) -> dict[str, str]:
+    """``targets`` reduced to the plain server and ``variants`` (--variant), or all of them."""
+    if not variants:
+        return targets
+    return {
+        variant: t for variant, t in targets.items() if variant == "plain" or variant in variants
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one load round")
@@ -486,6 +496,13 @@ def main() -> int:
     )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", choices=sorted(FRAMEWORKS), action="append")
+    parser.add_argument(
+        "--variant",
+        choices=sorted({v for _, targets in FRAMEWORKS.values() for v in targets} - {"plain"}),
+        action="append",
+        help="measure only this variant beside the plain server(s) (repeatable): with "
+        "--shared, fewer servers take turns on the CPU",
+    )
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
         "--receiver",
@@ -527,6 +544,10 @@ def main() -> int:
         env = server_env(collector_url)
         for name in args.only or sorted(FRAMEWORKS):
             server, targets = FRAMEWORKS[name]
+            targets = chosen_variants(targets, args.variant)
+            if len(targets) == 1:
+                print(f"{name}: none of the chosen variants; skipped")
+                continue
             before, posts_before = collector_counts(collector_url)
             if args.shared:
                 counts = shared_cpu(server, targets, env, load, args)

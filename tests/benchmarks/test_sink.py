@@ -113,3 +113,13 @@ def test_sessions_rotate_the_start_order_and_share_the_rounds() -> None:
         (["plain", "outlit"], 1),
         (["outlit", "plain"], 1),
     ]
+
+
+def test_variant_keeps_the_plain_server_and_the_named_variants_only() -> None:
+    targets = {"plain": "a:plain", "outlit": "a:outlit", "empty-middleware": "a:empty"}
+    assert frameworks.chosen_variants(targets, None) == targets
+    assert frameworks.chosen_variants(targets, ["outlit"]) == {
+        "plain": "a:plain",
+        "outlit": "a:outlit",
+    }
+    assert frameworks.chosen_variants(targets, ["g-attribute"]) == {"plain": "a:plain"}
