@@ -226,6 +226,17 @@ def lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -
     return tracker
 
 
+def source_tracker(client: Outlit, source: IdentitySource) -> BoundTracker:
+    """A tracker for ``source`` (a mapping, a function of no argument, or None), built without
+    ``__init__`` and its check of ``source``: for an adapter that makes one on every request
+    from a source of its own (about 1,000 instructions less than ``BoundTracker(...)``)."""
+    tracker: BoundTracker = _new(BoundTracker)
+    tracker._client = client
+    tracker._source = source
+    tracker._ids = None
+    return tracker
+
+
 def _identity_args(found: Any) -> tuple[Any, ...]:
     """track()'s five identity arguments from an identity source's answer."""
     if type(found) is not dict:

@@ -11,7 +11,7 @@ from flask import Flask, current_app, g, has_app_context, request
 from outlit import BoundTracker, OptionError
 from outlit import Outlit as OutlitClient
 from outlit._log import get_logger
-from outlit._tracker import user_identity
+from outlit._tracker import source_tracker, user_identity
 
 from ._cli import outlit_cli
 from ._config import CONFIG_DEFAULTS, FlaskSettings, read_config
@@ -233,18 +233,16 @@ class _AppHooks:
         # Without identity filling every request can share one tracker: it holds no state.
         self._anonymous = client.bind(None)
 
-    def new_tracker(self) -> BoundTracker:
-        if self._identify_user:
-            # What client.bind() returns, built directly: bind() imports on every call, which
-            # costs more than the tracker itself on this per-request path. The loader is read
-            # now (it may be registered after init_app) and handed over as the source itself.
-            loader = self._extension._identity_loader
-            return BoundTracker(self._client, current_user_identity if loader is None else loader)
-        return self._anonymous
-
-    def request_tracker(self, globals_: Any) -> BoundTracker:
+    def __get__(self, globals_: Any, owner: Any = None) -> Any:
         """``g.outlit``: the current request's tracker, made on first use and kept in ``g`` for
-        the rest of the request. ``AttributeError`` outside a request, as before any use."""
+        the rest of the request. ``AttributeError`` outside a request, as before any use.
+
+        The hooks are themselves the ``outlit`` attribute of the app's ``g`` class, a non-data
+        descriptor: a read finds it on the class at once, where a ``__getattr__`` would run
+        only after a failed lookup had made and discarded an AttributeError (4,700
+        instructions more per request). A value assigned to ``g.outlit`` still wins."""
+        if globals_ is None:
+            return self
         try:
             current = _current_request()
         except RuntimeError:  # no request: g of a CLI command or a bare app context
@@ -255,7 +253,15 @@ class _AppHooks:
         if kept is not None and kept[0] is current:
             tracker: BoundTracker = kept[1]
             return tracker
-        tracker = self.new_tracker()
+        if self._identify_user:
+            # What client.bind() returns, built directly (bind() imports on every call). The
+            # loader is read now (it may be registered after init_app) and is the source.
+            loader = self._extension._identity_loader
+            tracker = source_tracker(
+                self._client, current_user_identity if loader is None else loader
+            )
+        else:
+            tracker = self._anonymous
         globals_.__dict__[_G_KEY] = (current, tracker)
         return tracker
 
@@ -338,7 +344,7 @@ def _globals_class(base: type[Any], hooks: _AppHooks) -> type[Any]:
         # Reached for "outlit" only when the descriptor raised (no request): that error stands,
         # rather than whatever the base class answers for unknown names (None, in some apps).
         if name == "outlit":
-            return hooks.request_tracker(self)  # raises the AttributeError that says why
+            return hooks.__get__(self)  # raises the AttributeError that says why
         if base_getattr is None:
             raise AttributeError(name)
         return base_getattr(self, name)
@@ -347,26 +353,9 @@ def _globals_class(base: type[Any], hooks: _AppHooks) -> type[Any]:
         f"Outlit{base.__name__.lstrip('_')}",
         (base,),
         {
-            "outlit": _RequestTracker(hooks),
+            "outlit": hooks,
             "get": get,
             "__contains__": __contains__,
             "__getattr__": __getattr__,
         },
     )
-
-
-class _RequestTracker:
-    """``g.outlit``, a non-data descriptor on the app's ``g`` class: a read finds it on the
-    class at once, where a ``__getattr__`` would run only after a failed lookup had made and
-    discarded an AttributeError (4.7k instructions more per request). A value assigned to
-    ``g.outlit`` still wins. Outside a request the read raises AttributeError."""
-
-    __slots__ = ("_hooks",)
-
-    def __init__(self, hooks: _AppHooks) -> None:
-        self._hooks = hooks
-
-    def __get__(self, instance: Any, owner: Any = None) -> Any:
-        if instance is None:
-            return self
-        return self._hooks.request_tracker(instance)
