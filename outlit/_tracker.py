@@ -229,7 +229,7 @@ def lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -
 def source_tracker(client: Outlit, source: IdentitySource) -> BoundTracker:
     """A tracker for ``source`` (a mapping, a function of no argument, or None), built without
     ``__init__`` and its check of ``source``: for an adapter that makes one on every request
-    from a source of its own (about 1,000 instructions less than ``BoundTracker(...)``)."""
+    from a source it knows to be one of those."""
     tracker: BoundTracker = _new(BoundTracker)
     tracker._client = client
     tracker._source = source
