@@ -10,7 +10,9 @@ the same app with the integration and one request-bound ``track()`` per request
 (``benchmarks/apps/*_hello.py``); for FastAPI also the integration's middleware instead of its
 dependency, and a do-nothing dependency (what any ``Depends`` costs FastAPI itself); for
 Django also a do-nothing middleware (what any middleware costs Django itself); for Flask also
-a view that reads one attribute of ``g`` (what reading ``g.outlit`` costs Flask itself). A load
+a view that reads one attribute of ``g`` (what reading ``g.outlit`` costs Flask itself).
+``django-project`` is Django again, in the project ``django-admin startproject`` writes (its
+apps and seven middleware) instead of Django alone. A load
 generator (``wrk`` when installed, else a small threaded keep-alive client) hits them in
 alternating rounds, so machine noise falls on all alike; the figures are the medians of the
 rounds, and each cost is the median of each round's own ratio against the plain app (the
@@ -71,6 +73,14 @@ FRAMEWORKS: dict[str, tuple[str, dict[str, str]]] = {
             "empty-middleware": "benchmarks.apps.django_hello:application_middleware",
         },
     ),
+    # The same, in the project `django-admin startproject` writes (seven middleware).
+    "django-project": (
+        "gunicorn",
+        {
+            "plain": "benchmarks.apps.django_hello:application_project_plain",
+            "outlit": "benchmarks.apps.django_hello:application_project_outlit",
+        },
+    ),
     "flask": (
         "gunicorn",
         {
@@ -92,6 +102,9 @@ FRAMEWORKS: dict[str, tuple[str, dict[str, str]]] = {
 # Counted by benchmarks/instructions.py only: outlit set up, on a request that does not track.
 UNTRACKED: dict[str, dict[str, str]] = {
     "django": {"outlit-untracked": "benchmarks.apps.django_hello:application_untracked"},
+    "django-project": {
+        "outlit-untracked": "benchmarks.apps.django_hello:application_project_untracked"
+    },
     "flask": {"outlit-untracked": "benchmarks.apps.flask_hello:app_untracked"},
     "fastapi": {"outlit-untracked": "benchmarks.apps.fastapi_hello:app_middleware_untracked"},
 }

@@ -7,6 +7,11 @@ per request, its identity filled in by an ``IDENTIFY_USER`` function (the path a
 costs the requests that track nothing. The ASGI twins are ``asgi_plain`` and ``asgi_outlit`` (the latter wrapped in ``OutlitLifespan``,
 as the documentation wires it). For reference, ``application_middleware`` is the plain view
 behind one do-nothing middleware and no outlit: what any middleware costs Django itself.
+These are Django with nothing else. ``application_project_plain``, ``_outlit`` and ``_untracked``
+are the same three in the project ``django-admin startproject`` writes (its apps and seven
+middleware, ``AuthenticationMiddleware`` among them, which the documented wiring puts
+``OutlitMiddleware`` after), serving anonymous requests that touch neither the session nor
+the database.
 Serve each with the same server and load generator, side by side::
 
     gunicorn -w 1 -b 127.0.0.1:8001 benchmarks.apps.django_hello:application_plain
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from typing import Any
 
 GREETING = "Hello, World!"
@@ -64,6 +70,51 @@ def bench_identity(request: Any) -> dict[str, str]:
     return {"user_id": "bench-user", "customer_domain": "bench.example"}
 
 
+# The settings `django-admin startproject` writes, for the ``application_project_*`` variants.
+PROJECT_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+PROJECT_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+PROJECT_TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+# Module attribute -> the variant configure() sets up for it.
+WSGI_VARIANTS = {
+    "application_plain": "plain",
+    "application_outlit": "outlit",
+    "application_untracked": "untracked",
+    "application_middleware": "middleware",
+    "application_project_plain": "project-plain",
+    "application_project_outlit": "project-outlit",
+    "application_project_untracked": "project-untracked",
+}
+
+
 # ROOT_URLCONF may name any importable module with `urlpatterns`: these two tiny modules are
 # built from this one so that the whole project stays in a single file.
 def _urlconf(name: str, view: Any) -> str:
@@ -78,8 +129,9 @@ def _urlconf(name: str, view: Any) -> str:
 
 
 def configure(variant: str) -> None:
-    """Configure Django for ``"plain"``, ``"outlit"``, ``"untracked"`` or ``"middleware"`` (once
-    per process)."""
+    """Configure Django for ``"plain"``, ``"outlit"``, ``"untracked"`` or ``"middleware"``, or
+    the first three in the startproject project (``"project-plain"`` and so on), once per
+    process."""
     global _configured
     if _configured == variant:
         return
@@ -90,6 +142,9 @@ def configure(variant: str) -> None:
         )
     from django.conf import settings
 
+    project = variant.startswith("project-")
+    if project:
+        variant = variant.removeprefix("project-")
     with_outlit = variant in ("outlit", "untracked")
     options: dict[str, Any] = {
         "DEBUG": False,
@@ -110,6 +165,26 @@ def configure(variant: str) -> None:
             f"urls_{variant}", hello_outlit if variant == "outlit" else hello_plain
         ),
     }
+    if project:
+        # What `django-admin startproject` writes (Django 4.2 to 6.0), which is where the
+        # documented wiring puts OutlitMiddleware: after AuthenticationMiddleware. The view
+        # serves anonymous requests and touches neither the session nor the database.
+        options["INSTALLED_APPS"] = [*PROJECT_APPS, *options["INSTALLED_APPS"]]
+        options["MIDDLEWARE"] = [*PROJECT_MIDDLEWARE, *options["MIDDLEWARE"]]
+        options.update(
+            DATABASES={
+                "default": {
+                    "ENGINE": "django.db.backends.sqlite3",
+                    "NAME": os.path.join(tempfile.gettempdir(), "outlit-bench-django.sqlite3"),
+                }
+            },
+            TEMPLATES=PROJECT_TEMPLATES,
+            STATIC_URL="static/",
+            LANGUAGE_CODE="en-us",
+            TIME_ZONE="UTC",
+            USE_I18N=True,
+            DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        )
     if with_outlit:
         options["OUTLIT"] = {
             "PUBLIC_KEY": os.environ.get("OUTLIT_PUBLIC_KEY", "pk_bench"),
@@ -123,13 +198,8 @@ def configure(variant: str) -> None:
 def __getattr__(name: str) -> Any:
     # Looked up by the server (`module:name`); each name configures its variant on first use.
     application: Any
-    if name in (
-        "application_plain",
-        "application_outlit",
-        "application_untracked",
-        "application_middleware",
-    ):
-        configure(name.rsplit("_", 1)[1])
+    if name in WSGI_VARIANTS:
+        configure(WSGI_VARIANTS[name])
         from django.core.wsgi import get_wsgi_application
 
         application = get_wsgi_application()
