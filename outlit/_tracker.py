@@ -120,13 +120,6 @@ class BoundTracker:
         self._source = None
         return ids
 
-    def _replace_source(self, make: Callable[[], IdentitySource]) -> None:
-        """Swap an identity source not used yet for ``make()``. The adapters call it once a
-        request is over, to let go of a source holding request objects that hold this tracker:
-        such a cycle is left to the garbage collector, which then runs far more often."""
-        if self._source is not None:
-            self._source = make()
-
     def _fill(
         self, kwargs: Any, named: tuple[str, ...], fields: tuple[str, ...] | None = None
     ) -> Any:
@@ -218,7 +211,7 @@ def lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -
     Built without ``__init__``, and with a pair instead of a ``functools.partial`` of
     ``lookup`` (a partial alone cost about 1,600 instructions, the tracker's ``__init__``
     1,800). The pair is one value, so that an adapter can swap it in one assignment, as
-    ``OutlitMiddleware`` does once a request is over."""
+    FastAPI's ``OutlitMiddleware`` does once a request is over."""
     tracker: BoundTracker = _new(BoundTracker)
     tracker._client = client
     tracker._source = (lookup, subject)

@@ -422,19 +422,6 @@ def test_user_and_customer_helpers_fill_the_bound_identity_each_time(client):
     assert paid["customerId"] == "cust_1"
 
 
-def test_replace_source_swaps_only_a_source_not_used_yet(client):
-    c, _ = client
-    tracker = c.bind(lambda: {"email": "old@x.com"})
-    tracker._replace_source(lambda: lambda: JANE)
-    assert tracker.identity == JANE
-
-    def too_late() -> Any:
-        raise AssertionError("a source is made only when it will be used")
-
-    tracker._replace_source(too_late)
-    assert tracker.identity == JANE
-
-
 # -- memory: a request's objects must be freed without the cyclic garbage collector ----------
 
 
@@ -528,13 +515,6 @@ def test_bind_refuses_a_tuple_which_a_lookup_trackers_source_would_be(client):
     c, _ = client
     with pytest.raises(TypeError, match=r"identity must be a mapping .* got a tuple"):
         c.bind(("email", "jane@acme.com"))
-
-
-def test_replace_source_replaces_a_lookup_trackers_subject_too(client):
-    c, _ = client
-    tracker = lookup_tracker(c, lambda subject: {"email": f"{subject}@x.com"}, "old")
-    tracker._replace_source(lambda: lambda: JANE)
-    assert tracker.identity == JANE
 
 
 # -- user_identity ---------------------------------------------------------------------------
