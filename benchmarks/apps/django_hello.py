@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from typing import Any
 
 GREETING = "Hello, World!"
@@ -70,7 +69,10 @@ def bench_identity(request: Any) -> dict[str, str]:
     return {"user_id": "bench-user", "customer_domain": "bench.example"}
 
 
-# The settings `django-admin startproject` writes, for the ``application_project_*`` variants.
+# The settings `django-admin startproject` writes (Django 5.2's template; 4.2's also lists the
+# debug context processor, which renders nothing here), for the ``application_project_*``
+# variants. tests/benchmarks/test_django_apps.py checks the apps and middleware against the
+# installed Django's template.
 PROJECT_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -142,6 +144,7 @@ def configure(variant: str) -> None:
         )
     from django.conf import settings
 
+    requested = variant
     project = variant.startswith("project-")
     if project:
         variant = variant.removeprefix("project-")
@@ -166,16 +169,17 @@ def configure(variant: str) -> None:
         ),
     }
     if project:
-        # What `django-admin startproject` writes (Django 4.2 to 6.0), which is where the
-        # documented wiring puts OutlitMiddleware: after AuthenticationMiddleware. The view
-        # serves anonymous requests and touches neither the session nor the database.
+        # What `django-admin startproject` writes (its apps and middleware are the same from
+        # Django 4.2 to 6.0), where the documented wiring puts OutlitMiddleware: after
+        # AuthenticationMiddleware. The view serves anonymous requests and touches neither
+        # the session nor the database (in memory, so that nothing could reach the disk).
         options["INSTALLED_APPS"] = [*PROJECT_APPS, *options["INSTALLED_APPS"]]
         options["MIDDLEWARE"] = [*PROJECT_MIDDLEWARE, *options["MIDDLEWARE"]]
         options.update(
             DATABASES={
                 "default": {
                     "ENGINE": "django.db.backends.sqlite3",
-                    "NAME": os.path.join(tempfile.gettempdir(), "outlit-bench-django.sqlite3"),
+                    "NAME": ":memory:",
                 }
             },
             TEMPLATES=PROJECT_TEMPLATES,
@@ -192,7 +196,7 @@ def configure(variant: str) -> None:
             "IDENTIFY_USER": f"{__name__}.bench_identity",
         }
     settings.configure(**options)
-    _configured = variant
+    _configured = requested
 
 
 def __getattr__(name: str) -> Any:
