@@ -58,6 +58,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 
@@ -126,15 +127,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = 30, status: int = 200
+) -> None:
+    """Return once ``url`` answers with ``status``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server for {url} exited with {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
+                if response.status == status:
                     return
+        except urllib.error.HTTPError as exc:
+            if exc.code == status:
+                return
+            time.sleep(0.1)
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
@@ -147,8 +155,10 @@ def start_server(
     env: dict[str, str],
     prefix: list[str] | None = None,
     ready_timeout: float = 30,
+    ready: tuple[str, int] = ("/", 200),
 ) -> subprocess.Popen[bytes]:
-    """``server`` serving ``target`` on 127.0.0.1:``port``, one worker, answering.
+    """``server`` serving ``target`` on 127.0.0.1:``port``, one worker, answering: ``ready``
+    is the path asked for until it answers and the status it must answer with.
 
     ``prefix`` runs it under another command (benchmarks/instructions.py: valgrind)."""
     if server == "gunicorn":
@@ -178,7 +188,7 @@ def start_server(
         start_new_session=True,  # its own process group: stop() can kill the workers too
     )
     try:
-        wait_ready(f"http://127.0.0.1:{port}/", proc, ready_timeout)
+        wait_ready(f"http://127.0.0.1:{port}{ready[0]}", proc, ready_timeout, ready[1])
     except BaseException:
         stop(proc)
         raise

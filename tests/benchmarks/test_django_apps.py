@@ -11,20 +11,14 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from types import ModuleType
-from typing import Any
 
 import django
 import pytest
 
 # This folder is on sys.path (pytest's default import mode): test_sink is a sibling module.
-from test_sink import load_frameworks, stats
+from test_sink import frameworks, running_sink, stats
 
-frameworks: ModuleType = load_frameworks()
 pytestmark = pytest.mark.slow
 
 REQUESTS = 5
@@ -34,39 +28,21 @@ OUTLIT_MIDDLEWARE = "outlit_django.middleware.OutlitMiddleware"
 
 @pytest.fixture(scope="module")
 def sink() -> Iterator[str]:
-    process, url = frameworks.start_collector("sink")
-    try:
+    with running_sink() as url:
         yield url
-    finally:
-        frameworks.stop(process)
 
 
-def ready_on_a_missing_page(url: str, proc: Any, timeout: float = 30) -> None:
-    """frameworks.wait_ready, but asking for a page that does not exist: Django answers 404
-    without running the view, so the check tracks nothing (a check that timed out is still
-    answered later, and would have tracked an event nobody counted)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server for {url} exited with {proc.returncode}"
-        try:
-            urllib.request.urlopen(url + "no-such-page", timeout=1).close()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
-
-
-def serve(
-    sink: str, name: str, monkeypatch: pytest.MonkeyPatch
-) -> tuple[list[dict[str, str]], int]:
+def serve(sink: str, name: str) -> tuple[list[dict[str, str]], int]:
     """Start gunicorn on ``name``, send REQUESTS requests, stop it (SIGTERM: outlit flushes):
     (each response's headers, events the sink stored meanwhile)."""
-    monkeypatch.setattr(frameworks, "wait_ready", ready_on_a_missing_page)
     before = stats(sink)["events_stored"]
     port = frameworks.free_port()
-    server = frameworks.start_server("gunicorn", APP + name, port, frameworks.server_env(sink))
+    # Ready once a missing page answers 404: Django does not run the view, so this tracks
+    # nothing (a check of "/" that timed out is still answered later, and would have tracked
+    # an event this test does not expect).
+    server = frameworks.start_server(
+        "gunicorn", APP + name, port, frameworks.server_env(sink), ready=("/no-such-page", 404)
+    )
     headers = []
     try:
         for _ in range(REQUESTS):
@@ -141,9 +117,9 @@ def test_the_startproject_variants_have_startprojects_apps_and_middleware() -> N
     ],
 )
 def test_the_startproject_variants_run_its_middleware_and_track_as_named(
-    sink: str, name: str, events: int, monkeypatch: pytest.MonkeyPatch
+    sink: str, name: str, events: int
 ) -> None:
-    headers, stored = serve(sink, name, monkeypatch)
+    headers, stored = serve(sink, name)
     for answer in headers:
         # SecurityMiddleware and XFrameOptionsMiddleware, two of startproject's seven.
         assert answer["x-content-type-options"] == "nosniff"
@@ -161,9 +137,9 @@ def test_the_startproject_variants_run_its_middleware_and_track_as_named(
     ],
 )
 def test_the_bare_variants_run_no_middleware_of_djangos_and_track_as_named(
-    sink: str, name: str, events: int, monkeypatch: pytest.MonkeyPatch
+    sink: str, name: str, events: int
 ) -> None:
-    headers, stored = serve(sink, name, monkeypatch)
+    headers, stored = serve(sink, name)
     for answer in headers:
         assert "x-frame-options" not in answer and "x-content-type-options" not in answer
     assert stored == events

@@ -3,6 +3,7 @@ sends, notice a uuid sent twice, and answer as the service does (or the figures 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -33,13 +34,20 @@ frameworks = load_frameworks()
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def sink() -> Iterator[str]:
+@contextlib.contextmanager
+def running_sink() -> Iterator[str]:
+    """benchmarks/sink.py in its own process on a loopback port: its URL, stopped after."""
     process, url = frameworks.start_collector("sink")
     try:
         yield url
     finally:
         frameworks.stop(process)
+
+
+@pytest.fixture
+def sink() -> Iterator[str]:
+    with running_sink() as url:
+        yield url
 
 
 def stats(url: str) -> dict[str, int]:
