@@ -1,0 +1,72 @@
+"""Fixtures every test directory shares: README.md's code blocks, read from the README itself
+and run as modules, so that an example there cannot stop working unnoticed."""
+
+from __future__ import annotations
+
+import linecache
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+_HEADING = re.compile(r"#{1,6} ")
+
+
+def section_blocks(path: list[str]) -> list[str]:
+    """The python code blocks directly under the README heading reached through ``path``
+    (each heading looked for after the previous one), up to the next heading of any level."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = 0
+    for heading in path:
+        assert heading in lines[start:], f"README.md has no heading {heading!r} where expected"
+        start = lines.index(heading, start) + 1
+    blocks: list[str] = []
+    language: str | None = None  # of the code block being read, None outside one
+    current: list[str] = []
+    for line in lines[start:]:
+        if language is None:
+            if line.startswith("```"):
+                language, current = line[3:].strip(), []
+            elif _HEADING.match(line):
+                break
+        elif line.startswith("```"):
+            if language == "python":
+                blocks.append("\n".join(current) + "\n")
+            language = None
+        else:
+            current.append(line)
+    return blocks
+
+
+@pytest.fixture
+def readme_blocks() -> Callable[[list[str]], list[str]]:
+    """``readme_blocks(["## Flask", "### Testing your app"])``: that section's python blocks."""
+    return section_blocks
+
+
+@pytest.fixture
+def run_readme_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., ModuleType]:
+    """``run_readme_block(name, source, **names)``: runs a README block as the module ``name``,
+    with ``names`` defined first (what the README leaves to the reader, such as an
+    ``outlit`` client in the API reference), and returns the module."""
+
+    def run(name: str, source: str, **names: Any) -> ModuleType:
+        module = ModuleType(name)
+        module.__dict__.update(names)
+        # Registered first, as an import does, so that a later block can import it.
+        monkeypatch.setitem(sys.modules, name, module)
+        filename = f"README.md ({name}.py)"
+        # Lets a traceback through the example show its lines.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        exec(compile(source, filename, "exec"), module.__dict__)
+        return module
+
+    return run
