@@ -3,7 +3,9 @@
 ``outlit_events``
     Records every Outlit client that is alive when the test starts or is created during it
     (framework adapters' clients included) and yields the recorded wire events, checked
-    against the ingest contract. Nothing goes to the network. See :func:`outlit.testing.record`.
+    against the ingest contract. Nothing goes to the network. In a test that also asks for
+    ``outlit_collector``, clients pointed at that collector send to it. See
+    :func:`outlit.testing.record`.
 ``outlit_collector``
     A local Outlit-compatible collector on a free 127.0.0.1 port (memory store), stopped after
     the test: point a client at ``outlit_collector.url``.
@@ -25,11 +27,16 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def outlit_events() -> Iterator[RecordedEvents]:
-    """The events Outlit clients send during the test, recorded instead of sent."""
+def outlit_events(request: pytest.FixtureRequest) -> Iterator[RecordedEvents]:
+    """The events Outlit clients send during the test, recorded instead of sent (but for
+    clients pointed at the test's ``outlit_collector``)."""
     from outlit.testing import record
 
-    with record() as events:
+    # Often autouse (as the README advises), so also active in tests meant for the collector.
+    collectors: list[str] = []
+    if "outlit_collector" in request.fixturenames:
+        collectors.append(request.getfixturevalue("outlit_collector").url)
+    with record(except_hosts=collectors) as events:
         yield events
 
 

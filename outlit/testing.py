@@ -298,13 +298,18 @@ class RecordedEvents(Sequence[dict[str, Any]]):
 
 @contextlib.contextmanager
 def record(
-    *clients: Outlit, strict: bool = True, timeout: float = DEFAULT_SYNC_TIMEOUT
+    *clients: Outlit,
+    strict: bool = True,
+    timeout: float = DEFAULT_SYNC_TIMEOUT,
+    except_hosts: Iterable[str] = (),
 ) -> Iterator[RecordedEvents]:
     """Record what clients send inside the block instead of sending it.
 
     ``record(client, ...)`` records those clients. ``record()`` with no client records every
     live client and every client created inside the block (framework adapters' included),
-    except clients constructed with a ``transport=`` of their own, which keep it.
+    except clients constructed with a ``transport=`` of their own, which keep it, and clients
+    whose ``api_host`` is one of ``except_hosts`` (a local collector the test runs), which
+    keep sending there.
 
     Events a client still holds when the block starts are set aside: they are neither recorded
     nor sent. When the block ends, the clients are flushed once more and get their own transport
@@ -322,8 +327,10 @@ def record(
             _use_transport(client, recorder)
             restore.append((client, previous))
 
+    kept_hosts = {host.rstrip("/") for host in except_hosts}  # api_host has no trailing "/"
+
     def take_default(client: Outlit) -> None:
-        if client.options.transport is None:
+        if client.options.transport is None and client.options.api_host not in kept_hosts:
             take(client)
 
     with contextlib.ExitStack() as stack:

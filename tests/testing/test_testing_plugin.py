@@ -151,6 +151,43 @@ def test_outlit_collector_runs_for_one_test(pytester: pytest.Pytester) -> None:
     pytester.runpytest(*PLUGIN_ARGS).assert_outcomes(passed=3)
 
 
+def test_clients_sending_to_the_tests_collector_are_not_recorded(pytester: pytest.Pytester) -> None:
+    # The README's advice (outlit_events autouse in conftest.py) beside a test that asks for
+    # outlit_collector: a client pointed at that collector sends to it; any other is recorded.
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def _record_outlit(outlit_events):
+            return outlit_events
+        """
+    )
+    pytester.makepyfile(
+        test_both="""
+        from outlit import Outlit
+        from outlit._collector import Collector
+
+        def test_the_collector_gets_its_clients_events(outlit_collector, outlit_events):
+            with Outlit(public_key="pk_test", api_host=outlit_collector.url + "/") as sent:
+                sent.track(event_name="signup", email="jane@acme.com")
+            with Outlit(public_key="pk_test", api_host="http://127.0.0.1:9") as recorded:
+                recorded.track(event_name="login", email="jane@acme.com")
+            (event,) = outlit_collector.wait_for_events(1)
+            assert event["eventName"] == "signup"
+            assert [e["eventName"] for e in outlit_events] == ["login"]
+
+        def test_another_collector_is_not_the_tests(outlit_events):
+            with Collector(host="127.0.0.1", port=0, memory=True) as other:
+                with Outlit(public_key="pk_test", api_host=other.url) as client:
+                    client.track(event_name="signup", email="jane@acme.com")
+                assert other.stats.events_stored == 0
+            assert [e["eventName"] for e in outlit_events] == ["signup"]
+        """
+    )
+    pytester.runpytest(*PLUGIN_ARGS).assert_outcomes(passed=2)
+
+
 # The examples of the README's testing section, run as a user would: Django, Flask and FastAPI apps whose
 # adapters create their own clients. A separate process, since Django is configured once per
 # process and the surrounding session may already have configured it.
