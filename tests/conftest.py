@@ -18,35 +18,37 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 _HEADING = re.compile(r"#{1,6} ")
 
 
-def section_blocks(path: list[str]) -> list[str]:
-    """The python code blocks directly under the README heading reached through ``path``
-    (each heading looked for after the previous one), up to the next heading of any level."""
+def section_blocks(path: list[str], language: str = "python") -> list[str]:
+    """The code blocks in ``language`` directly under the README heading reached through
+    ``path`` (each heading looked for after the previous one), up to the next heading of any
+    level."""
     lines = README.read_text(encoding="utf-8").splitlines()
     start = 0
     for heading in path:
         assert heading in lines[start:], f"README.md has no heading {heading!r} where expected"
         start = lines.index(heading, start) + 1
     blocks: list[str] = []
-    language: str | None = None  # of the code block being read, None outside one
+    reading: str | None = None  # the language of the code block being read, None outside one
     current: list[str] = []
     for line in lines[start:]:
-        if language is None:
+        if reading is None:
             if line.startswith("```"):
-                language, current = line[3:].strip(), []
+                reading, current = line[3:].strip(), []
             elif _HEADING.match(line):
                 break
         elif line.startswith("```"):
-            if language == "python":
+            if reading == language:
                 blocks.append("\n".join(current) + "\n")
-            language = None
+            reading = None
         else:
             current.append(line)
     return blocks
 
 
 @pytest.fixture
-def readme_blocks() -> Callable[[list[str]], list[str]]:
-    """``readme_blocks(["## Flask", "### Testing your app"])``: that section's python blocks."""
+def readme_blocks() -> Callable[..., list[str]]:
+    """``readme_blocks(["## Flask", "### Testing your app"])``: that section's python blocks;
+    ``readme_blocks(path, "bash")`` its bash blocks."""
     return section_blocks
 
 
