@@ -632,11 +632,19 @@ def _environment() -> dict[str, str]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from outlit._demo import format_report, run_demo
+    from outlit._demo import DemoReport, format_report, run_demo
 
     stream = sys.stdout
 
-    def keep_open(url: str) -> None:
+    def show(report: DemoReport, viewer_open: bool) -> None:
+        if args.json:
+            _print_json(report.as_dict())
+        else:
+            stream.write(format_report(report, viewer_open=viewer_open))
+        stream.flush()
+
+    def keep_open(url: str, report: DemoReport) -> None:
+        show(report, viewer_open=True)  # the report first: the wait may last a while
         print(
             f"\nThe collector is still running: {url}/  (Ctrl-C to stop)",
             file=sys.stderr if args.json else stream,
@@ -650,10 +658,8 @@ def _demo(args: argparse.Namespace) -> int:
             before_close=keep_open if args.keep_open else None,
             progress=None if args.json else _progress(stream),
         )
-    if args.json:
-        _print_json(report.as_dict())
-    else:
-        stream.write(format_report(report))
+    if not args.keep_open:
+        show(report, viewer_open=False)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -620,12 +620,12 @@ class _TeeTransport:
 def run_demo(
     *,
     only: Sequence[str] = (),
-    before_close: Callable[[str], None] | None = None,
+    before_close: Callable[[str, DemoReport], None] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> DemoReport:
     """Play the scenarios (all, or those named in ``only``) and compare sent with stored.
 
-    ``before_close(url)`` runs after the comparison, while the collector still serves.
+    ``before_close(url, report)`` runs after the comparison, while the collector still serves.
     """
     from outlit._collector.server import Collector
 
@@ -654,7 +654,7 @@ def run_demo(
             client.shutdown(timeout=FLUSH_TIMEOUT)
         report = _compare(collector, results, log)
         if before_close is not None:
-            before_close(collector.url)
+            before_close(collector.url, report)
     return report
 
 
@@ -740,7 +740,7 @@ def _suffix(result: ScenarioResult) -> str:
     return f" ({result.events} event{'s' if result.events != 1 else ''})"
 
 
-def format_report(report: DemoReport) -> str:
+def format_report(report: DemoReport, *, viewer_open: bool = False) -> str:
     """The report as a plain-text table: each event sent beside what was stored."""
     header = ("SCENARIO", "TYPE", "NAME / STAGE / STATUS", "IDENTITY", "SENT", "STORED")
     lines: list[tuple[str, ...]] = []
@@ -784,6 +784,7 @@ def format_report(report: DemoReport) -> str:
         f"{s['refused']} refused, {s['unexpected']} unexpected). Scenarios: {played['ok']} ok, "
         f"{played['skipped']} skipped, {played['failed']} failed.\n"
     )
-    out.write(f"Viewer: {report.viewer_url}\n")
+    if viewer_open:  # else the collector, and its viewer, have stopped
+        out.write(f"Viewer: {report.viewer_url}\n")
     out.write("Every event arrived exactly once.\n" if report.ok else "The demo found problems.\n")
     return out.getvalue()
