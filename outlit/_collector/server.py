@@ -173,6 +173,8 @@ class _Answer(NamedTuple):
     headers: Sequence[tuple[str, str]] = ()
     content_type: str = "application/json"
     disconnect: bool = False
+    # What the request log says after the status; None: already logged, with more detail.
+    note: str | None = ""
 
 
 class Collector:
@@ -445,6 +447,9 @@ class Collector:
 
     def _ingest(self, public_key: str, body: bytes, headers: Mapping[str, str]) -> _Answer:
         answer = self._ingest_answer(public_key, body, headers)
+        if answer.note is not None:  # one line per request, whatever its answer
+            outcome = "no answer (disconnected)" if answer.disconnect else str(answer.status)
+            logger.info("POST %s -> %s (%s)", public_key, outcome, answer.note)
         record = RecordedRequest(
             "POST",
             f"{_INGEST_PREFIX}{public_key}{_INGEST_SUFFIX}",
@@ -483,11 +488,13 @@ class Collector:
                     _encode_body(scripted.status, scripted.body),
                     extra_headers,
                     disconnect=scripted.disconnect,
+                    note="scripted",
                 )
         elif injected is not None:
             with self._lock:
                 self._stats.injected_failures += 1
-            return _Answer(injected, _encode_body(injected, None))
+            note = f"injected: --fail-rate {self.fail_rate}" if self.fail_rate else "--status"
+            return _Answer(injected, _encode_body(injected, None), note=note)
 
         if not check_key(public_key):
             # Said where the developer looks: otherwise the refusal shows only in the app.
@@ -496,22 +503,31 @@ class Collector:
                 "a placeholder such as 'pk_...' left in the settings?",
                 public_key,
             )
-            return _Answer(401, _encode_body(401, None), extra_headers)
+            return _Answer(401, _encode_body(401, None), extra_headers, note=None)
 
         rate_headers, limited = self._take_rate_token(public_key)
         if limited:
             with self._lock:
                 self._stats.rate_limited += 1
-            return _Answer(429, _encode_body(429, None), [*rate_headers, *extra_headers])
+            return _Answer(
+                429,
+                _encode_body(429, None),
+                [*rate_headers, *extra_headers],
+                note=f"over --rate-limit {self.rate_limit} requests/s",
+            )
 
         content_type = headers.get("content-type", "")
         if content_type.split(";", 1)[0].strip().lower() != "application/json":
             message = f"Content-Type must be application/json, got {content_type or 'nothing'!r}"
-            return _Answer(415, _json(error_envelope(message)), [*rate_headers, *extra_headers])
+            return _Answer(
+                415, _json(error_envelope(message)), [*rate_headers, *extra_headers], note=message
+            )
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
             message = f"Content-Encoding {encoding!r} is not supported"
-            return _Answer(415, _json(error_envelope(message)), [*rate_headers, *extra_headers])
+            return _Answer(
+                415, _json(error_envelope(message)), [*rate_headers, *extra_headers], note=message
+            )
 
         result = validate_request(body)
         if result.accepted:
@@ -528,16 +544,13 @@ class Collector:
         if refused:
             with self._lock:
                 self._stats.events_rejected += refused
-        logger.info(
-            "POST %s -> %d (%d accepted, %d refused)",
-            public_key,
-            result.status,
-            len(result.accepted),
-            refused,
-        )
         # The usual answer, spelled as _json would spell it, without the encoder's cost.
         data = _OK_BODY % len(result.accepted) if result.status == 200 else _json(result.body)
-        return _Answer(result.status, data, [*rate_headers, *extra_headers])
+        if result.status == 400:  # nothing of it was read: say why
+            note = str(result.body.get("message", "refused"))
+        else:
+            note = f"{len(result.accepted)} accepted, {refused} refused"
+        return _Answer(result.status, data, [*rate_headers, *extra_headers], note=note)
 
     def _count_stored(self, result: AddResult) -> None:
         """Called by the writer thread after each commit."""

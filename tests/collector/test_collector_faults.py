@@ -225,3 +225,56 @@ def test_a_key_that_is_not_a_public_key_is_refused_and_said_in_the_log(
     (record,) = [r for r in caplog.records if "401" in r.getMessage()]
     assert "'pk_...'" in record.getMessage()
     assert "placeholder" in record.getMessage()
+
+
+def test_every_ingest_request_is_logged_once_with_its_answer(
+    collector: Collector, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What `outlit dev` shows on its console: a failure you injected is there too.
+    caplog.set_level("INFO", logger="outlit.collector")
+    collector.script(503, Reply(disconnect=True))
+    client.post(body(custom()))
+    with pytest.raises(http.client.HTTPException):
+        client.post(body(custom()))
+    client.close()
+    client.post(body(custom()), headers={"Content-Type": "text/plain"})
+    client.post(b'{"source": "server", "events": []}')
+    client.post(body(custom(), custom(eventName="")))
+    client.post(body(custom()), key="pk_...")
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "outlit.collector"]
+    key = "pk_test_collector"
+    assert lines[:5] == [
+        f"POST {key} -> 503 (scripted)",
+        f"POST {key} -> no answer (disconnected) (scripted)",
+        f"POST {key} -> 415 (Content-Type must be application/json, got 'text/plain')",
+        f"POST {key} -> 400 (Invalid request body)",
+        f"POST {key} -> 207 (1 accepted, 1 refused)",
+    ]
+    # A placeholder key gets one line, the warning that says what to fix.
+    assert len(lines) == 6 and lines[5].startswith("POST 'pk_...' -> 401: not a public key")
+
+
+def test_injected_failures_and_rate_limits_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="outlit.collector")
+    with Collector(port=0, memory=True, fail_rate=1.0) as failing:
+        client = Client(failing.port)
+        try:
+            client.post(body(custom()))
+        finally:
+            client.close()
+    with Collector(port=0, memory=True, rate_limit=1) as limited:
+        client = Client(limited.port)
+        try:
+            # Three requests within a second span at most two one-second windows, so one of
+            # those windows sees two: at least one 429.
+            started = time.monotonic()
+            statuses = [client.post(body(custom())).status for _ in range(3)]
+            assert time.monotonic() - started < 1.0
+        finally:
+            client.close()
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "outlit.collector"]
+    assert "POST pk_test_collector -> 503 (injected: --fail-rate 1.0)" in lines
+    limited_lines = [line for line in lines if "-> 429 (over --rate-limit 1 requests/s)" in line]
+    assert len(limited_lines) == statuses.count(429) >= 1
