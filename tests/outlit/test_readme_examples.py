@@ -36,7 +36,7 @@ def host(collector: Collector, monkeypatch: pytest.MonkeyPatch) -> Collector:
     """The collector, as the host of every client the blocks make with the default host
     (OUTLIT_API_HOST, as a user points the SDK at ``outlit dev``)."""
     monkeypatch.setenv("OUTLIT_API_HOST", collector.url)
-    monkeypatch.setenv("OUTLIT_KEY", "pk_readme")  # the serverless examples' variable
+    monkeypatch.setenv("OUTLIT_PUBLIC_KEY", "pk_readme")  # the serverless examples' key
     return collector
 
 
@@ -211,7 +211,6 @@ def test_api_route_tracks_and_bills_before_answering(
     module = run_readme_block(
         "readme_route",
         source,
-        os=__import__("os"),
         Outlit=Outlit,
         upgrade_subscription=lambda user_id, plan: upgraded.append((user_id, plan)),
     )
@@ -234,9 +233,7 @@ def test_stripe_webhook_marks_paid_and_churned(
     # The block imports stripe for its type annotation only; stripe is not a test dependency.
     monkeypatch.setitem(sys.modules, "stripe", types.SimpleNamespace(Event=dict))
     domains = {"cus_1": "acme.com"}
-    module = run_readme_block(
-        "readme_stripe", source, os=__import__("os"), get_account_domain=domains.get
-    )
+    module = run_readme_block("readme_stripe", source, get_account_domain=domains.get)
     clients.append(module.outlit)
 
     module.handle_stripe_webhook(
