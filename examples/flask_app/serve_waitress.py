@@ -32,7 +32,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    serve(create_app(), host=args.host, port=args.port)
+    app = create_app()
+    print(f"Serving on http://{args.host}:{args.port} (Ctrl-C or SIGTERM to stop)", flush=True)
+    serve(app, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":
