@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -342,7 +343,12 @@ def flask_adapter(demo: Demo) -> None:
 
 def fastapi_adapter(demo: Demo) -> None:
     from fastapi import Depends, FastAPI
-    from fastapi.testclient import TestClient
+
+    with warnings.catch_warnings():
+        # Recent Starlette asks its test client for httpx2, which outlit[fastapi] does not
+        # install; on httpx the client works the same, so the demo does not print that warning.
+        warnings.filterwarnings("ignore", message=".*starlette.testclient.*httpx2")
+        from fastapi.testclient import TestClient
 
     from outlit_fastapi import (  # type: ignore[import-not-found,unused-ignore]
         Outlit as FastAPIOutlit,

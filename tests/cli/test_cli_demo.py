@@ -202,3 +202,24 @@ def test_keep_open_serves_the_viewer_until_ctrl_c() -> None:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def test_the_fastapi_scenario_prints_no_warning_without_httpx2() -> None:
+    # outlit[fastapi] does not install httpx2, which recent Starlette's test client asks for.
+    pytest.importorskip("fastapi", reason="the FastAPI scenario needs the outlit[fastapi] extra")
+    code = (
+        "import sys; sys.modules['httpx2'] = None\n"  # as if httpx2 were not installed
+        "from outlit._cli import main\n"
+        "sys.exit(main(['demo', '--only', 'fastapi']))\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OUTLIT_")}
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    assert "2 events sent, 2 stored exactly once" in done.stdout
