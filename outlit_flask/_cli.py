@@ -7,17 +7,14 @@ from typing import Any, cast
 
 import click
 from flask import current_app
-from flask.cli import AppGroup, ScriptInfo
+from flask.cli import AppGroup
 
-from outlit import OptionError
 from outlit import Outlit as OutlitClient
 from outlit._doctor import check_connectivity, check_key, describe
 from outlit.signals import batch_delivered, batch_failed, events_dropped
 
 from ._config import FLASK_DEFAULTS
 
-# Added to each app by init_app, and to every app's `flask` command through the
-# "flask.commands" entry point, so that `flask outlit check` also runs when the app cannot load.
 outlit_cli = AppGroup("outlit", help="Send a test event to Outlit, flush, or check the setup.")
 
 #: Identity of the test event when none is given: an anonymous device, so that no real
@@ -26,13 +23,8 @@ TEST_FINGERPRINT = "outlit-flask-cli"
 
 
 def _client() -> OutlitClient:
-    client = current_app.extensions.get("outlit")
-    if client is None:  # the entry point offers the commands to apps without the extension
-        raise click.ClickException(
-            f"Outlit is not set up on app {current_app.name!r}: call Outlit(app) or "
-            "outlit.init_app(app) in the app (factory)"
-        )
-    return cast(OutlitClient, client)
+    # The group is only added to apps by init_app, so the client is there.
+    return cast(OutlitClient, current_app.extensions["outlit"])
 
 
 @outlit_cli.command("send")
@@ -102,25 +94,12 @@ def flush_command(timeout: float) -> None:
         )
 
 
-@outlit_cli.command("check", with_appcontext=False)
+@outlit_cli.command("check")
 @click.option(
     "--timeout", type=float, default=5.0, show_default=True, help="Seconds per network check."
 )
 def check_command(timeout: float) -> None:
     """Show the resolved configuration (key masked) and test the connection to Outlit."""
-    # The app is loaded here rather than before the command, so that a configuration
-    # init_app refuses (no public key, say) is reported as a failed check, not a traceback.
-    try:
-        app = click.get_current_context().ensure_object(ScriptInfo).load_app()
-    except OptionError as exc:
-        click.echo("Checks:")
-        click.echo(f"  FAIL  configuration: {exc}")
-        raise click.ClickException("the app's Outlit configuration was refused") from None
-    with app.app_context():
-        _check(timeout)
-
-
-def _check(timeout: float) -> None:
     client = _client()
     app = current_app
     shown = describe(client.options)

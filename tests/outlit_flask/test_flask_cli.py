@@ -3,11 +3,7 @@ collector on loopback."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import textwrap
 import time
 
 from flask import Flask
@@ -183,48 +179,3 @@ def test_the_commands_are_listed_under_flask_outlit(make_app):
     assert result.exit_code == 0
     for command in ("send", "flush", "check"):
         assert f"  {command} " in result.output
-
-
-def _flask(tmp_path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``flask --app app <args>`` as a user types it, in a directory holding ``app.py``."""
-    (tmp_path / "app.py").write_text(textwrap.dedent(source), encoding="utf-8")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("OUTLIT_", "FLASK_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment,
-    )
-
-
-def test_check_reports_a_refused_configuration_instead_of_a_traceback(tmp_path):
-    # The app cannot even be created: no public key anywhere.
-    done = _flask(
-        tmp_path,
-        """
-        from flask import Flask
-        from outlit_flask import Outlit
-
-        def create_app():
-            app = Flask(__name__)
-            Outlit(app)
-            return app
-        """,
-        "outlit",
-        "check",
-    )
-
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "Traceback" not in done.stdout + done.stderr
-    assert "FAIL  configuration: Outlit config of app 'app'" in done.stdout
-    assert "Set app.config['OUTLIT_PUBLIC_KEY']" in done.stdout
-    assert "Error: the app's Outlit configuration was refused" in done.stderr
-
-
-def test_the_commands_on_an_app_without_the_extension_say_so(tmp_path):
-    done = _flask(tmp_path, "from flask import Flask\n\napp = Flask(__name__)\n", "outlit", "flush")
-
-    assert done.returncode == 1
-    assert "Error: Outlit is not set up on app 'app': call Outlit(app)" in done.stderr
