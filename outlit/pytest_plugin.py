@@ -35,7 +35,9 @@ def outlit_events(request: pytest.FixtureRequest) -> Iterator[RecordedEvents]:
     # Often autouse (as the README advises), so also active in tests meant for the collector.
     collectors: list[str] = []
     if "outlit_collector" in request.fixturenames:
-        collectors.append(request.getfixturevalue("outlit_collector").url)
+        url = getattr(request.getfixturevalue("outlit_collector"), "url", None)
+        if isinstance(url, str):  # not, say, a project's own fixture of that name
+            collectors.append(url)
     with record(except_hosts=collectors) as events:
         yield events
 

@@ -327,10 +327,13 @@ def record(
             _use_transport(client, recorder)
             restore.append((client, previous))
 
-    kept_hosts = {host.rstrip("/") for host in except_hosts}  # api_host has no trailing "/"
+    if isinstance(except_hosts, str):
+        raise TypeError("except_hosts takes a list of URLs, not one URL as a string")
+    kept_hosts = {_host_key(host) for host in except_hosts}
 
     def take_default(client: Outlit) -> None:
-        if client.options.transport is None and client.options.api_host not in kept_hosts:
+        options = client.options
+        if options.transport is None and _host_key(options.api_host) not in kept_hosts:
             take(client)
 
     with contextlib.ExitStack() as stack:
@@ -353,6 +356,15 @@ def record(
                     _use_transport(client, previous)
         if finished and strict:
             recorder.check()
+
+
+def _host_key(url: str) -> tuple[str, str, str]:
+    """What makes two API host URLs the same: scheme and host:port in any case, and the path
+    without a trailing slash (no name resolution: localhost is not 127.0.0.1)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/")
 
 
 @contextlib.contextmanager

@@ -447,9 +447,6 @@ class Collector:
 
     def _ingest(self, public_key: str, body: bytes, headers: Mapping[str, str]) -> _Answer:
         answer = self._ingest_answer(public_key, body, headers)
-        if answer.note is not None:  # one line per request, whatever its answer
-            outcome = "no answer (disconnected)" if answer.disconnect else str(answer.status)
-            logger.info("POST %s -> %s (%s)", public_key, outcome, answer.note)
         record = RecordedRequest(
             "POST",
             f"{_INGEST_PREFIX}{public_key}{_INGEST_SUFFIX}",
@@ -546,10 +543,13 @@ class Collector:
                 self._stats.events_rejected += refused
         # The usual answer, spelled as _json would spell it, without the encoder's cost.
         data = _OK_BODY % len(result.accepted) if result.status == 200 else _json(result.body)
-        if result.status == 400:  # nothing of it was read: say why
-            note = str(result.body.get("message", "refused"))
-        else:
+        if result.status in (200, 207):
             note = f"{len(result.accepted)} accepted, {refused} refused"
+        else:  # 400 or 413: nothing of it was taken; say why, and where
+            message = str(result.body.get("message", "refused"))
+            details = [str(e.get("message")) for e in result.body.get("errors") or []]
+            details = [detail for detail in details[:3] if detail != message]
+            note = message + (f" ({'; '.join(details)})" if details else "")
         return _Answer(result.status, data, [*rate_headers, *extra_headers], note=note)
 
     def _count_stored(self, result: AddResult) -> None:
@@ -799,19 +799,30 @@ class _Handler(BaseHTTPRequestHandler):
         collector = self.server.collector
         collector._count_request()
         path = self.path.split("?", 1)[0]
-        if not (path.startswith(_INGEST_PREFIX) and path.endswith(_INGEST_SUFFIX)):
-            self._discard_body()
-            self._answer(_Answer(404, _encode_body(404, None)))
-            return
         public_key = path[len(_INGEST_PREFIX) : -len(_INGEST_SUFFIX)]
-        if not public_key or "/" in public_key:
+        if not (
+            path.startswith(_INGEST_PREFIX)
+            and path.endswith(_INGEST_SUFFIX)
+            and public_key
+            and "/" not in public_key
+        ):
             self._discard_body()
-            self._answer(_Answer(404, _encode_body(404, None)))
-            return
-        body = self._read_body()
-        if body is None:
-            return
-        self._answer(collector._ingest(public_key, body, self.fields))
+            what = path
+            answer = _Answer(404, _encode_body(404, None), note="not an ingest path")
+        else:
+            what = public_key
+            body = self._read_body()
+            answer = (
+                collector._ingest(public_key, body, self.fields)
+                if isinstance(body, bytes)
+                else body
+            )
+        # One line per request, whatever its answer; before answering, so that a client that
+        # has its answer finds the line already written.
+        if answer.note is not None:
+            outcome = "no answer" if answer.disconnect else str(answer.status)
+            logger.info("POST %s -> %s (%s)", what, outcome, answer.note)
+        self._answer(answer)
 
     def do_GET(self) -> None:
         collector = self.server.collector
@@ -828,8 +839,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(_Answer(404, _encode_body(404, None)))
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after answering a request whose body cannot be read."""
+    def _read_body(self) -> bytes | _Answer:
+        """The request body, or the answer to give a request whose body cannot be read."""
         if self.fields.get("expect", "").lower() == "100-continue":
             # curl asks before sending bodies over 1 KiB; without this it waits a second.
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -838,24 +849,23 @@ class _Handler(BaseHTTPRequestHandler):
         raw_length = self.fields.get("content-length")
         if raw_length is None:
             self.close_connection = True
-            self._answer(_Answer(411, _json(error_envelope("Content-Length is required"))))
-            return None
+            message = "Content-Length is required"
+            return _Answer(411, _json(error_envelope(message)), note=message)
         length = _digits(raw_length)
         if length is None:
             self.close_connection = True
-            self._answer(_Answer(400, _json(error_envelope(f"bad Content-Length {raw_length!r}"))))
-            return None
+            message = f"bad Content-Length {raw_length!r}"
+            return _Answer(400, _json(error_envelope(message)), note=message)
         if length > _MAX_READ_BYTES:
             self.close_connection = True
-            self._answer(_Answer(413, _encode_body(413, None)))
-            return None
+            return _Answer(413, _encode_body(413, None), note=f"a {length}-byte body, not read")
         body = self.rfile.read(length)
-        if len(body) < length:  # the client went away mid-body
+        if len(body) < length:
             self.close_connection = True
-            return None
+            return _Answer(0, b"", disconnect=True, note="the client went away mid-body")
         return body
 
-    def _read_chunked(self) -> bytes | None:
+    def _read_chunked(self) -> bytes | _Answer:
         parts: list[bytes] = []
         total = 0
         while True:
@@ -865,8 +875,8 @@ class _Handler(BaseHTTPRequestHandler):
             # hang up), "0x10" and "1_0"; a chunk size is hex digits only.
             if not digits or digits.strip(_HEX_DIGITS):
                 self.close_connection = True
-                self._answer(_Answer(400, _json(error_envelope("bad chunked encoding"))))
-                return None
+                message = "bad chunked encoding"
+                return _Answer(400, _json(error_envelope(message)), note=message)
             size = int(digits, 16)
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
@@ -875,8 +885,7 @@ class _Handler(BaseHTTPRequestHandler):
             total += size
             if total > _MAX_READ_BYTES:
                 self.close_connection = True
-                self._answer(_Answer(413, _encode_body(413, None)))
-                return None
+                return _Answer(413, _encode_body(413, None), note="a chunked body over the limit")
             parts.append(self.rfile.read(size))
             self.rfile.readline(3)
 

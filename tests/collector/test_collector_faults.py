@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import random
+import socket
 import time
 
 import pytest
@@ -227,6 +228,15 @@ def test_a_key_that_is_not_a_public_key_is_refused_and_said_in_the_log(
     assert "placeholder" in record.getMessage()
 
 
+def _raw_post(port: int, head: str, body: bytes = b"", hang_up: bool = False) -> None:
+    """One POST written by hand (headers the http.client would fix); waits for the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode("latin-1") + b"\r\n" + body)
+        if hang_up:
+            sock.shutdown(socket.SHUT_WR)
+        sock.recv(65536)
+
+
 def test_every_ingest_request_is_logged_once_with_its_answer(
     collector: Collector, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -239,20 +249,35 @@ def test_every_ingest_request_is_logged_once_with_its_answer(
     client.close()
     client.post(body(custom()), headers={"Content-Type": "text/plain"})
     client.post(b'{"source": "server", "events": []}')
+    client.post(body(*[custom()] * 101))
     client.post(body(custom(), custom(eventName="")))
     client.post(body(custom()), key="pk_...")
+    path = "/api/i/v1/pk_test_collector/events"
+    _raw_post(collector.port, f"POST {path} HTTP/1.1\r\nHost: x\r\n")
+    _raw_post(
+        collector.port,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n",
+        b"{}",
+        hang_up=True,
+    )
+    _raw_post(collector.port, "POST /api/other HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n")
 
     lines = [r.getMessage() for r in caplog.records if r.name == "outlit.collector"]
     key = "pk_test_collector"
-    assert lines[:5] == [
+    assert lines == [
         f"POST {key} -> 503 (scripted)",
-        f"POST {key} -> no answer (disconnected) (scripted)",
+        f"POST {key} -> no answer (scripted)",
         f"POST {key} -> 415 (Content-Type must be application/json, got 'text/plain')",
-        f"POST {key} -> 400 (Invalid request body)",
+        f"POST {key} -> 400 (Invalid request body (events: must hold at least one event))",
+        f"POST {key} -> 413 (At most 100 events per request, got 101)",
         f"POST {key} -> 207 (1 accepted, 1 refused)",
+        # A placeholder key gets one line: the warning that says what to fix.
+        "POST 'pk_...' -> 401: not a public key (pk_ then letters, digits, _ or -); "
+        "a placeholder such as 'pk_...' left in the settings?",
+        f"POST {key} -> 411 (Content-Length is required)",
+        f"POST {key} -> no answer (the client went away mid-body)",
+        "POST /api/other -> 404 (not an ingest path)",
     ]
-    # A placeholder key gets one line, the warning that says what to fix.
-    assert len(lines) == 6 and lines[5].startswith("POST 'pk_...' -> 401: not a public key")
 
 
 def test_injected_failures_and_rate_limits_are_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -267,10 +292,16 @@ def test_injected_failures_and_rate_limits_are_logged(caplog: pytest.LogCaptureF
         client = Client(limited.port)
         try:
             # Three requests within a second span at most two one-second windows, so one of
-            # those windows sees two: at least one 429.
-            started = time.monotonic()
-            statuses = [client.post(body(custom())).status for _ in range(3)]
-            assert time.monotonic() - started < 1.0
+            # those windows sees two: at least one 429. (A burst slowed past a second by a
+            # busy machine is tried again.)
+            statuses: list[int] = []
+            for _ in range(5):
+                started = time.monotonic()
+                burst = [client.post(body(custom())).status for _ in range(3)]
+                statuses += burst
+                if time.monotonic() - started < 1.0:
+                    break
+            assert 429 in statuses
         finally:
             client.close()
 

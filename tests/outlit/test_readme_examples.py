@@ -132,8 +132,9 @@ def test_logging_block_turns_on_debug_logging(readme_blocks, run_readme_block):
     logger = logging.getLogger("outlit")
     level = logger.level
     try:
+        logger.setLevel(logging.WARNING)
         run_readme_block("readme_logging", blocks[0])
-        assert logger.isEnabledFor(logging.DEBUG)
+        assert logger.level == logging.DEBUG
     finally:
         logger.setLevel(level)
 

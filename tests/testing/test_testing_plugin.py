@@ -188,6 +188,25 @@ def test_clients_sending_to_the_tests_collector_are_not_recorded(pytester: pytes
     pytester.runpytest(*PLUGIN_ARGS).assert_outcomes(passed=2)
 
 
+def test_a_projects_own_outlit_collector_fixture_is_left_alone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_own="""
+        import pytest
+        from outlit import Outlit
+
+        @pytest.fixture
+        def outlit_collector():  # a project's fixture of the same name, without a url
+            return {"name": "not outlit's"}
+
+        def test_recording_still_works(outlit_collector, outlit_events):
+            with Outlit(public_key="pk_test", api_host="http://127.0.0.1:9") as client:
+                client.track(event_name="signup", email="jane@acme.com")
+            assert [e["eventName"] for e in outlit_events] == ["signup"]
+        """
+    )
+    pytester.runpytest(*PLUGIN_ARGS).assert_outcomes(passed=1)
+
+
 # The examples of the README's testing section, run as a user would: Django, Flask and FastAPI apps whose
 # adapters create their own clients. A separate process, since Django is configured once per
 # process and the surrounding session may already have configured it.

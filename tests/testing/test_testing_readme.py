@@ -10,11 +10,10 @@ test_testing_plugin.py runs the same test in a project of its own).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from outlit import Outlit
+from outlit.testing import _on_new_clients
 
 pytest_plugins = ["pytester"]
 
@@ -32,20 +31,27 @@ def downgrade_plan(client: Outlit, email: str, plan: str) -> None:
     client.track(event_name="subscription_downgraded", email=email, properties={"toPlan": plan})
 
 
-def test_the_recording_examples_pass_and_catch_the_wrong_event(readme_blocks, run_readme_block):
+def test_the_recording_examples_pass_and_catch_the_wrong_event(
+    readme_blocks, run_readme_block, monkeypatch
+):
     recording, transport = readme_blocks(["## Testing your integration", "### Recording a client"])
-    made: list[Any] = []
+    # The blocks' clients name no host: a closed loopback port, should one ever send.
+    monkeypatch.setenv("OUTLIT_API_HOST", "http://127.0.0.1:9")
+    made: list[Outlit] = []
 
-    module = run_readme_block("readme_record", recording, upgrade_plan=upgrade_plan)
-    module.test_upgrade_is_tracked()
-    wrong = run_readme_block("readme_record_wrong", recording, upgrade_plan=downgrade_plan)
-    with pytest.raises(AssertionError, match="subscription_upgraded"):
-        wrong.test_upgrade_is_tracked()
-
-    # The second block asserts on what its RecordingTransport got.
-    made.append(run_readme_block("readme_recording_transport", transport, Outlit=Outlit).client)
-    for client in made:
-        client.shutdown(timeout=2)
+    with _on_new_clients(made.append):
+        try:
+            module = run_readme_block("readme_record", recording, upgrade_plan=upgrade_plan)
+            module.test_upgrade_is_tracked()
+            wrong = run_readme_block("readme_record_wrong", recording, upgrade_plan=downgrade_plan)
+            with pytest.raises(AssertionError, match="subscription_upgraded"):
+                wrong.test_upgrade_is_tracked()
+            # The second block asserts on what its RecordingTransport got.
+            run_readme_block("readme_recording_transport", transport, Outlit=Outlit)
+        finally:
+            for client in made:
+                client.shutdown(timeout=2)
+    assert len(made) == 3
 
 
 @pytest.mark.slow

@@ -196,6 +196,30 @@ def test_record_without_clients_takes_every_client(collector: Collector) -> None
             made.shutdown(timeout=1)
 
 
+def test_clients_sending_to_an_excepted_host_keep_sending(collector: Collector) -> None:
+    # The same host however it is spelled: scheme and host in any case, a trailing slash.
+    spelled = collector.url.upper() + "/"
+    existing = Outlit(public_key=KEY, api_host=collector.url)
+    try:
+        with record(except_hosts=[spelled]) as events:
+            with Outlit(public_key=KEY, api_host=collector.url + "/") as created:
+                created.track(event_name="sent", email="a@acme.com")
+            existing.track(event_name="also_sent", email="b@acme.com")
+            assert existing.flush(timeout=5)
+            with Outlit(public_key=KEY, api_host="http://127.0.0.1:9") as other:
+                other.track(event_name="recorded", email="c@acme.com")
+            assert [e["eventName"] for e in events] == ["recorded"]
+        stored = collector.wait_for_events(2)
+        assert sorted(e["eventName"] for e in stored) == ["also_sent", "sent"]
+    finally:
+        existing.shutdown(timeout=1)
+
+
+def test_except_hosts_refuses_a_single_string(collector: Collector) -> None:
+    with pytest.raises(TypeError, match="a list of URLs"), record(except_hosts=collector.url):
+        pass
+
+
 def test_clients_created_after_the_block_are_not_recorded(collector: Collector) -> None:
     with record() as events:
         pass
