@@ -104,6 +104,40 @@ def test_teardown_flush_is_bounded_and_never_raises_when_sending_fails(make_app)
     assert result.pending == 1
 
 
+def test_a_request_that_tracked_nothing_gives_a_held_back_backlog_its_chance(make_app):
+    # Serverless during an outage: events of an earlier request are still queued. The next
+    # request tracks nothing, yet its teardown tries them again (each invocation is their
+    # chance to leave before the function is frozen); an empty queue costs no wait.
+    outage_ends = [float("inf")]
+
+    def flaky(request: Any) -> Any:
+        return 503 if time.monotonic() < outage_ends[0] else 200
+
+    transport = MockTransport(flaky)
+    app = _tracking_app(
+        make_app,
+        OUTLIT_FLUSH_ON_TEARDOWN=True,
+        OUTLIT_TEARDOWN_FLUSH_TIMEOUT=0.2,
+        OUTLIT_TRANSPORT=transport,
+        OUTLIT_RETRY=RetryPolicy(initial_backoff=0.05, max_backoff=0.05),
+    )
+    client = app.test_client()
+
+    with _teardown_results(app) as results:
+        client.post("/export")  # every send fails for now: the event stays queued
+        started = time.monotonic()
+        client.get("/quiet")  # tracks nothing, but the backlog is tried again
+        waited = time.monotonic() - started
+        outage_ends[0] = time.monotonic()
+        with app.app_context():
+            assert app.extensions["outlit"].flush(10)
+        client.get("/quiet")  # nothing queued: no flush, no signal
+
+    assert [(bool(result), result.pending) for result in results] == [(False, 1), (False, 1)]
+    assert waited >= 0.15  # OUTLIT_TEARDOWN_FLUSH_TIMEOUT
+    assert app.extensions["outlit"].stats.delivered == 1
+
+
 def _slow_collector_app(
     make_app: Any, collector: Any, latency: float, extension: Outlit | None = None, **config: Any
 ) -> Any:
