@@ -167,7 +167,8 @@ class Outlit:
             raise RuntimeError(
                 "Outlit needs an application context to find the app's client: track inside a "
                 "request or a CLI command, or in 'with app.app_context():' (and make sure "
-                "outlit.init_app(app) was called)"
+                "outlit.init_app(app) was called), or use the app's client, "
+                "app.extensions['outlit'], directly"
             ) from None
         client = extensions.get(EXTENSION_KEY)
         if client is None:
