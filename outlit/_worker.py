@@ -23,7 +23,7 @@ from typing import Any
 from ._encoding import encode_body, encode_event
 from ._ids import new_uuids
 from ._log import get_logger
-from ._options import MAX_BODY_BYTES, Options
+from ._options import MAX_BODY_BYTES, Options, mask_key
 from ._queue import BODY_OVERHEAD, EventQueue, build_body
 from ._retry import is_transient, server_delay
 from ._transport import Request, Response, Transport, TransportError
@@ -387,9 +387,9 @@ class Worker:
         if status in (401, 403, 404):
             self.key_rejected = True
             logger.error(
-                "outlit: the service refused public key %s… at %s (HTTP %d: %s). Check "
+                "outlit: the service refused public key %s at %s (HTTP %d: %s). Check "
                 "OUTLIT_PUBLIC_KEY / public_key; no more events will be sent by this process.",
-                self.options.public_key[:7],
+                mask_key(self.options.public_key),
                 self.options.api_host,
                 status,
                 _message(response),

@@ -497,6 +497,18 @@ def test_two_rejected_events_among_many_are_both_isolated(clients):
     assert client.stats.dropped_by_reason == {"rejected": 2}
 
 
+@pytest.mark.parametrize(
+    ("key", "shown"), [("pk_live_abcdef123", "pk_live… at"), ("pk_...", "pk_... at")]
+)
+def test_a_refused_key_is_named_masked_in_the_log(clients, log, key, shown):
+    client, _ = clients(lambda request: 401, public_key=key)
+    client.track(event_name="signup", email="a@x.com")
+    assert client.flush(timeout=5)
+    (error,) = records(log, logging.ERROR)
+    assert f"refused public key {shown} " in error  # one ellipsis, or none for a short key
+    assert "abcdef" not in error
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_a_refused_key_stops_sending_says_so_once_and_keeps_memory_bounded(clients, log, status):
     failed = Receiver()
