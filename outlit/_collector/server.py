@@ -312,8 +312,9 @@ class Collector:
                 )
             self._state = "opening"
         try:
-            self._store = EventStore(memory=True) if self._memory else EventStore(self._db_path)
+            # The port first: a port in use leaves no database file behind.
             self._server = _HTTPServer((self.host, self._requested_port), self)
+            self._store = EventStore(memory=True) if self._memory else EventStore(self._db_path)
             # Commits happen on a writer thread, off the answer path: a file commit can wait
             # on the disk (a WAL checkpoint's fsync takes tens of ms here), and in both modes
             # SQLite runs without the GIL there, so answering and storing overlap on two

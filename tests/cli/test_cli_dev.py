@@ -79,3 +79,12 @@ def test_dev_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err
     assert "--port" in err
+
+
+def test_a_port_in_use_leaves_no_database_behind(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # where `outlit dev` keeps .outlit/collector.sqlite3
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["dev", "--port", str(busy.getsockname()[1]), "--quiet"]) == 1
+    assert list(tmp_path.iterdir()) == []
