@@ -17,8 +17,9 @@ Sent by the extension, with the app as sender, inside the app context:
 
 ``teardown_flushed(app, result)``
     With ``OUTLIT_FLUSH_ON_TEARDOWN``, after the teardown flush of an app context that ended
-    with events queued (its own, or earlier ones not yet delivered). ``result`` is the :class:`outlit.FlushResult`: false, with ``result.pending``
-    events left, when the bounded wait ran out. A receiver that raises is logged and ignored.
+    with events queued (its own, or earlier ones not yet delivered). ``result`` is the
+    :class:`outlit.FlushResult`: false, with ``result.pending`` events left, when the bounded
+    wait ran out. A receiver that raises is logged and ignored.
 
 Example::
 
