@@ -61,6 +61,10 @@ if TYPE_CHECKING:
 _now = time.time
 
 
+def _closed_error() -> ClientClosedError:
+    return ClientClosedError("this Outlit client was shut down; create a new one to track again")
+
+
 def _logger() -> SafeLogger:
     from ._log import get_logger
 
@@ -120,7 +124,9 @@ class Outlit:
         self._transport: Transport = transport if transport is not None else HTTPTransport()
         self._worker = Worker(self.options, self._transport, self)
         _register_before_fork()
-        self._state_lock = threading.Lock()
+        # Reentrant: a signal handler that tracks may run while this thread holds it (see
+        # Worker.counter_lock).
+        self._state_lock = threading.RLock()
         self._starting = False  # a call is starting the worker (see _begin)
         self._max_queue = self.options.max_queue_size
         # The request path compares the queue's length (before appending) with these two only:
@@ -268,9 +274,7 @@ class Outlit:
         if state == _DISABLED:
             return False
         if state == _CLOSED:
-            raise ClientClosedError(
-                "this Outlit client was shut down; create a new one to track again"
-            )
+            raise _closed_error()
         # The lock only elects the call that starts the worker; the start happens outside it.
         # Thread.start() waits until the thread runs, and under gevent that wait lets other
         # greenlets run: one of them calling here while the lock is held would block the whole
@@ -303,6 +307,16 @@ class Outlit:
             _logger().debug("outlit: cannot start a thread now; events will be sent on flush")
         _flush_at_child_exit()
         return self._state == _RUNNING
+
+    def _note_identity_failed(self) -> None:
+        """A request-bound tracker's call that named no identity, after the tracker's identity
+        function failed: not sent, and counted as dropped (see _tracker). After shutdown() it
+        raises, as every call does."""
+        state = self._state
+        if state == _CLOSED:
+            raise _closed_error()
+        if state != _DISABLED:
+            self._worker.note_identity_failed()
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -491,7 +505,7 @@ class Outlit:
     def _after_fork_in_child(self) -> None:
         # The parent's queued events belong to the parent: the child starts empty, and its
         # worker thread (which did not survive fork) starts again on first use.
-        self._state_lock = threading.Lock()
+        self._state_lock = threading.RLock()
         self._starting = False
         self._worker.reset(after_fork=True)
         self._bind_queue()

@@ -136,6 +136,13 @@ def normalize_api_host(value: Any) -> str:
         )
     if parts.query or parts.fragment:
         raise OptionError(f"api_host must not carry a query string or fragment, got {value!r}")
+    if "@" in parts.netloc:
+        # The default transport would not send them, and they would show in logs and reports.
+        # Not repeated here: the message must not print them either.
+        raise OptionError(
+            "api_host must not carry credentials (user:password@host): the ingest API needs "
+            "none; for a gateway that does, pass transport=HttpxTransport(auth=...)"
+        )
     return host
 
 
@@ -179,6 +186,14 @@ def resolve_options(
         retry = RetryPolicy()
     elif not isinstance(retry, RetryPolicy):
         raise OptionError(f"retry must be an outlit.RetryPolicy, got {retry!r}")
+    if transport is not None and not (
+        callable(getattr(transport, "send", None)) and callable(getattr(transport, "close", None))
+    ):
+        # Else every send would fail as a "network error", retried for as long as it runs.
+        raise OptionError(
+            "transport must be an object with send(request) and close(), such as "
+            f"outlit.HTTPTransport(...) or outlit.HttpxTransport(...), got {transport!r}"
+        )
     return Options(
         public_key=public_key,
         api_host=normalize_api_host(api_host),

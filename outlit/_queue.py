@@ -45,7 +45,7 @@ class EventQueue(deque):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__()
         self.markers = 0
-        self._marker_lock = threading.Lock()
+        self._marker_lock = threading.RLock()  # reentrant: see Worker.counter_lock
 
     def add_marker(self, marker: FlushMarker) -> None:
         with self._marker_lock:

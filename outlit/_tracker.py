@@ -37,6 +37,12 @@ IDENTITY_KEYS = TRACK_IDENTITY
 
 
 _NO_IDS: tuple[Any, ...] = (None,) * len(TRACK_IDENTITY)
+# The identity function failed (raised, or gave nothing usable that it meant to): the same
+# Nones, told apart by identity. A call that names no identity is then not sent, and counted
+# as dropped, instead of raising into the request as a call without any identity does: the
+# failure is the identity function's (already logged), often a database or session store that
+# is down, and tracking must not turn the request into a server error.
+_FAILED_IDS: tuple[Any, ...] = tuple(None for _ in TRACK_IDENTITY)
 
 _new = object.__new__
 
@@ -112,31 +118,43 @@ class BoundTracker:
             # read, must not break the request.
             logger.exception(
                 "outlit: the identity function raised, or its answer could not be read; "
-                "tracking without identity"
+                + _WITHOUT_IDENTITY
             )
-            ids = _NO_IDS
+            ids = _FAILED_IDS
         self._ids = ids
         # Let go of the source (often holding the request, which may hold this tracker).
         self._source = None
         return ids
 
-    def _fill(
-        self, kwargs: Any, named: tuple[str, ...], fields: tuple[str, ...] | None = None
-    ) -> Any:
-        """Fill ``fields`` (default: ``named``) from the bound identity unless the call names
-        any of ``named`` itself; a field the call gives is never replaced.
+    def _call(
+        self,
+        method: Callable[..., None],
+        kwargs: Any,
+        named: tuple[str, ...],
+        fields: tuple[str, ...] | None = None,
+    ) -> None:
+        """Call the client's ``method`` with ``kwargs``, filling ``fields`` (default: ``named``)
+        from the bound identity unless the call names any of ``named`` itself; a field the call
+        gives is never replaced.
 
         ``kwargs`` is a method's own ``**kwargs`` (a new dict on every call): filled in place.
         """
         for name in named:
             if kwargs.get(name) is not None:
-                return kwargs
+                method(**kwargs)
+                return
+        ids = self._ids
+        if ids is None:
+            ids = self._resolve()
+        if ids is _FAILED_IDS:
+            self._client._note_identity_failed()
+            return
         identity = self._resolved()
         for name in fields or named:
             value = identity.get(name)
             if value is not None and kwargs.get(name) is None:
                 kwargs[name] = value
-        return kwargs
+        method(**kwargs)
 
     def track(
         self,
@@ -169,6 +187,9 @@ class BoundTracker:
                     "customer_domain: the call names none, and the request has none to fill in "
                     "(no signed-in user, or the identity function found none)"
                 )
+            if ids is _FAILED_IDS:
+                self._client._note_identity_failed()
+                return
             email, user_id, fingerprint, customer_id, customer_domain = ids
         self._client.track(
             event_name=event_name,
@@ -188,7 +209,7 @@ class BoundTracker:
         user_fields: tuple[str, ...] = ("email", "user_id", "fingerprint")
         if kwargs.get("customer_id") is None and kwargs.get("customer_domain") is None:
             user_fields = TRACK_IDENTITY
-        self._client.identify(**self._fill(kwargs, IDENTIFY_IDENTITY, user_fields))
+        self._call(self._client.identify, kwargs, IDENTIFY_IDENTITY, user_fields)
 
     def flush(self, timeout: float | None = None) -> FlushResult:
         return self._client.flush(timeout)
@@ -230,17 +251,57 @@ def source_tracker(client: Outlit, source: IdentitySource) -> BoundTracker:
     return tracker
 
 
-def _identity_args(found: Any) -> tuple[Any, ...]:
-    """track()'s five identity arguments from an identity source's answer."""
+# What the log says after an identity function failed.
+_WITHOUT_IDENTITY = (
+    "calls that name no identity of their own are not sent (counted as dropped, reason "
+    "identity_failed)"
+)
+
+
+def failed_tracker(client: Outlit) -> BoundTracker:
+    """A tracker whose identity function has already failed (and been logged) elsewhere, as an
+    async one awaited by an adapter: calls that name no identity are dropped and counted."""
+    tracker: BoundTracker = _new(BoundTracker)
+    tracker._client = client
+    tracker._source = None
+    tracker._ids = _FAILED_IDS
+    return tracker
+
+
+_LOGIN_WITHOUT_IDENTITY = "the login's identify is sent with the user's own fields"
+
+
+def login_identity(lookup: Callable[[], Any]) -> dict[str, Any]:
+    """For identify-on-login: the usable identity fields of what the identity function
+    ``lookup`` returns, checked as a tracker checks them (a value of a wrong type is left out,
+    logged). ``{}`` when it finds none, raises or answers something else than a mapping
+    (logged): the adapters then send the login's identify with the user's own fields."""
+    try:
+        found = lookup()
+        ids = _identity_args(found, _LOGIN_WITHOUT_IDENTITY) if found else _NO_IDS
+    except Exception:
+        logger.exception(
+            "outlit: the identity function raised during login, or its answer could not be "
+            "read; " + _LOGIN_WITHOUT_IDENTITY
+        )
+        return {}
+    return {
+        name: value for name, value in zip(TRACK_IDENTITY, ids, strict=True) if value is not None
+    }
+
+
+def _identity_args(found: Any, failed: str = _WITHOUT_IDENTITY) -> tuple[Any, ...]:
+    """track()'s five identity arguments from an identity source's answer; ``failed`` says
+    in the log what follows when the answer is unusable."""
     if type(found) is not dict:
         if not isinstance(found, Mapping):
             logger.error(
                 "outlit: the identity function returned a %s, not a mapping of identity "
-                "fields (email, user_id, fingerprint, customer_id, customer_domain); tracking "
-                "without identity",
+                "fields (email, user_id, fingerprint, customer_id, customer_domain); %s",
                 type(found).__name__,
+                failed,
             )
-            return _NO_IDS
+            return _FAILED_IDS
         found = dict(found)
     # Read straight into the tuple, with no dict in between: this runs on most requests that
     # track, and a loop over the found keys costs several times more.
@@ -261,8 +322,10 @@ def _identity_args(found: Any) -> tuple[Any, ...]:
 def _checked_args(ids: tuple[Any, ...]) -> tuple[Any, ...]:
     """``ids`` with empty values as None, ids of other types as strings where they have one
     (an int or UUID key), and a value of any other type left out (logged): the other fields
-    are still used."""
+    are still used. When none is left and one was left out for its type, the identity
+    function failed (:data:`_FAILED_IDS`)."""
     checked: list[Any] = []
+    refused = False
     for name, value in zip(TRACK_IDENTITY, ids, strict=True):
         if value is not None:
             try:
@@ -270,6 +333,7 @@ def _checked_args(ids: tuple[Any, ...]) -> tuple[Any, ...]:
             except InvalidEventError as exc:
                 logger.error("outlit: the identity function's %s; left out of the identity", exc)
                 value = None
+                refused = True
             except Exception:  # a lazy value that cannot be loaded, say
                 logger.exception(
                     "outlit: the identity function's %s could not be read; left out of the "
@@ -277,7 +341,10 @@ def _checked_args(ids: tuple[Any, ...]) -> tuple[Any, ...]:
                     name,
                 )
                 value = None
+                refused = True
         checked.append(value)
+    if refused and not any(checked):
+        return _FAILED_IDS
     return tuple(checked)
 
 
@@ -292,15 +359,15 @@ class _BoundUser:
 
     def activate(self, **kwargs: Unpack[StageOptions]) -> None:
         t = self._tracker
-        t._client.user.activate(**t._fill(kwargs, STAGE_IDENTITY))
+        t._call(t._client.user.activate, kwargs, STAGE_IDENTITY)
 
     def engaged(self, **kwargs: Unpack[StageOptions]) -> None:
         t = self._tracker
-        t._client.user.engaged(**t._fill(kwargs, STAGE_IDENTITY))
+        t._call(t._client.user.engaged, kwargs, STAGE_IDENTITY)
 
     def inactive(self, **kwargs: Unpack[StageOptions]) -> None:
         t = self._tracker
-        t._client.user.inactive(**t._fill(kwargs, STAGE_IDENTITY))
+        t._call(t._client.user.inactive, kwargs, STAGE_IDENTITY)
 
 
 class _BoundCustomer:
@@ -311,15 +378,15 @@ class _BoundCustomer:
 
     def trialing(self, **kwargs: Unpack[BillingOptions]) -> None:
         t = self._tracker
-        t._client.customer.trialing(**t._fill(kwargs, BILLING_IDENTITY))
+        t._call(t._client.customer.trialing, kwargs, BILLING_IDENTITY)
 
     def paid(self, **kwargs: Unpack[BillingOptions]) -> None:
         t = self._tracker
-        t._client.customer.paid(**t._fill(kwargs, BILLING_IDENTITY))
+        t._call(t._client.customer.paid, kwargs, BILLING_IDENTITY)
 
     def churned(self, **kwargs: Unpack[BillingOptions]) -> None:
         t = self._tracker
-        t._client.customer.churned(**t._fill(kwargs, BILLING_IDENTITY))
+        t._call(t._client.customer.churned, kwargs, BILLING_IDENTITY)
 
 
 def user_identity(user: Any) -> dict[str, Any]:

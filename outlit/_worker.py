@@ -39,6 +39,8 @@ DROP_TOO_LARGE = "too_large"
 DROP_INVALID_KEY = "invalid_key"
 DROP_SHUTDOWN = "shutdown"
 DROP_UNENCODABLE = "unencodable"
+# A call that named no identity on a tracker whose identity function failed (see _tracker).
+DROP_IDENTITY_FAILED = "identity_failed"
 
 # uuids are made this many at a time: one call for ten full batches costs less than ten, above
 # all when the worker wakes with cold caches. (A forked child starts with none: see reset().)
@@ -94,7 +96,9 @@ class Worker:
         self.wake_pending = False
         self.urgent = threading.Event()
         self.send_lock = threading.Lock()
-        self.counter_lock = threading.Lock()
+        # Reentrant, as every lock a tracking call may take: a signal handler that tracks can
+        # run on the main thread while that thread holds it (a plain Lock would hang there).
+        self.counter_lock = threading.RLock()
         self.thread: threading.Thread | None = None
         self.stopping = False
         self.flush_requested = False
@@ -111,7 +115,9 @@ class Worker:
         self.retries = 0
         self.dropped: dict[str, int] = {}
         self.queue_full_burst = 0
-        self.queue_full_unsignalled = 0  # queue_full drops not yet sent as a signal
+        # Drops counted on a caller's thread (queue_full, identity_failed), by reason, not yet
+        # sent as a signal: the worker sends them, so that no receiver runs on the request path.
+        self.unsignalled: dict[str, int] = {}
         self._uuids: list[str] = []
         reset_transport = getattr(self.transport, "reset_after_fork", None)
         if after_fork and reset_transport is not None:
@@ -149,8 +155,10 @@ class Worker:
             now = _monotonic()
             if self.retry_at > now:
                 # Backing off: only flush() or stop() cut the wait short. `wake_pending` is left
-                # as it is meanwhile, so callers do not keep setting `wake`.
-                self.urgent.wait(self.retry_at - now)
+                # as it is meanwhile, so callers do not keep setting `wake`. A backoff may be
+                # longer than the flush interval: the drops callers counted meanwhile are still
+                # signalled within it (below).
+                self.urgent.wait(min(self.retry_at - now, interval))
                 self.urgent.clear()
             elif self.retry_at:
                 pass  # a retry is due (Retry-After: 0, a reset in the past): send now
@@ -160,8 +168,8 @@ class Worker:
                 # the clear, and the drain below takes its event.
                 self.wake.clear()
                 self.wake_pending = False
-            if self.queue_full_unsignalled:
-                self._signal_queue_full()
+            if self.unsignalled:
+                self._signal_caller_drops()
             if self.stopping:
                 break
             now = _monotonic()
@@ -221,8 +229,16 @@ class Worker:
                     return False
                 if owed <= 0 and queue.events_waiting() < opts.max_batch_size:
                     return True
-                batch, body = self._take(opts.max_batch_size)
+                # Counted in flight before the batch leaves the queue (then exactly, below): a
+                # flush() meanwhile must not find the events in neither place and return early.
+                self.inflight = min(queue.events_waiting(), opts.max_batch_size)
+                try:
+                    batch, body = self._take(opts.max_batch_size)
+                except BaseException:
+                    self.inflight = 0
+                    raise
                 if not batch:
+                    self.inflight = 0
                     continue
                 owed -= len(batch)
                 self.inflight = len(batch)
@@ -316,13 +332,15 @@ class Worker:
                 pending[0:0] = [half for half in (part[:middle], part[middle:]) if half]
             elif outcome == "retry":
                 unsent = [event for p in [part, *pending] for event in p]
-                self.inflight = 0
                 if self.stopping:
                     # shutdown() has already given up waiting: nobody will send these again.
                     self._count_drop(DROP_SHUTDOWN, len(unsent), [])
+                    self.inflight = 0
                     return False
-                # Frozen as bytes now: every later attempt sends these same bytes.
+                # Frozen as bytes now: every later attempt sends these same bytes. Back in the
+                # queue before they stop counting as in flight (see drain).
                 self.queue.requeue(self._as_bytes(unsent))
+                self.inflight = 0
                 return False
             elif outcome == "bad_key":
                 self._count_drop(DROP_INVALID_KEY, sum(len(p) for p in [part, *pending]), [])
@@ -476,10 +494,14 @@ class Worker:
 
     # -- counting, dropping, signalling ------------------------------------------------
 
-    def _count_drop(self, reason: str, count: int, messages: list[str]) -> None:
+    def _count_drop(
+        self, reason: str, count: int, messages: list[str], in_flight: bool = True
+    ) -> None:
+        """Count and signal ``count`` dropped events: by default events of the batch being
+        sent (no longer in flight); ``in_flight=False`` for events dropped from the queue."""
         if count <= 0:
             return
-        if reason != DROP_QUEUE_FULL and self.inflight:
+        if in_flight and self.inflight:
             self.inflight = max(self.inflight - count, 0)
         with self.counter_lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
@@ -488,11 +510,10 @@ class Worker:
     def note_queue_full(self) -> None:
         """Called on the request path when the queue is at its cap (rare; may take a lock).
 
-        Counted here; the signal is sent by the worker (see _signal_queue_full), so that no
+        Counted here; the signal is sent by the worker (see _signal_caller_drops), so that no
         receiver runs on the request path."""
         with self.counter_lock:
-            self.dropped[DROP_QUEUE_FULL] = self.dropped.get(DROP_QUEUE_FULL, 0) + 1
-            self.queue_full_unsignalled += 1
+            self._count_caller_drop(DROP_QUEUE_FULL)
             first = self.queue_full_burst == 0
             self.queue_full_burst += 1
         if first:
@@ -503,15 +524,26 @@ class Worker:
                 self.options.api_host,
             )
 
-    def _signal_queue_full(self) -> None:
-        """One events_dropped signal for the queue_full drops counted since the last one."""
+    def note_identity_failed(self) -> None:
+        """Called on the request path for a call that named no identity on a tracker whose
+        identity function failed (already logged there): counted, signalled by the worker."""
         with self.counter_lock:
-            count, self.queue_full_unsignalled = self.queue_full_unsignalled, 0
-        if count:
-            self._emit("events_dropped", count=count, reason=DROP_QUEUE_FULL, messages=[])
+            self._count_caller_drop(DROP_IDENTITY_FAILED)
+
+    def _count_caller_drop(self, reason: str) -> None:
+        # Under counter_lock.
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self.unsignalled[reason] = self.unsignalled.get(reason, 0) + 1
+
+    def _signal_caller_drops(self) -> None:
+        """One events_dropped signal per reason for the drops callers counted since the last."""
+        with self.counter_lock:
+            counts, self.unsignalled = self.unsignalled, {}
+        for reason, count in counts.items():
+            self._emit("events_dropped", count=count, reason=reason, messages=[])
 
     def _end_queue_full_burst(self) -> None:
-        self._signal_queue_full()
+        self._signal_caller_drops()
         with self.counter_lock:
             burst, self.queue_full_burst = self.queue_full_burst, 0
         if burst:
@@ -520,12 +552,12 @@ class Worker:
             )
 
     def _discard_queue(self, reason: str) -> None:
-        self._count_drop(reason, self.queue.discard_all(), [])
+        self._count_drop(reason, self.queue.discard_all(), [], in_flight=False)
 
     def discard_for_shutdown(self) -> tuple[int, int]:
         """Drop what is still queued; return (queued, in flight). Events in a request that is
         still running are counted when it ends: delivered, or dropped as "shutdown"."""
-        self._signal_queue_full()
+        self._signal_caller_drops()
         left = self.queue.events_waiting()
         if left:
             self._discard_queue(DROP_SHUTDOWN)
@@ -564,7 +596,10 @@ class Worker:
             dropped = dict(self.dropped)
         queued = self.queue.events_waiting() + self.inflight
         dropped_total = sum(dropped.values())
-        after_enqueue = dropped_total - dropped.get(DROP_QUEUE_FULL, 0)
+        # Dropped before they were queued: never counted as enqueued.
+        after_enqueue = (
+            dropped_total - dropped.get(DROP_QUEUE_FULL, 0) - dropped.get(DROP_IDENTITY_FAILED, 0)
+        )
         return ClientStats(
             enqueued=queued + self.delivered + after_enqueue,
             queued=queued,

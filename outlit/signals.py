@@ -12,8 +12,10 @@ logged and otherwise ignored.
 ``events_dropped(sender, count, reason, messages)``
     ``count`` events will never be delivered. ``reason`` is one of ``"queue_full"``,
     ``"rejected"`` (the service refused them; ``messages`` says why), ``"too_large"``,
-    ``"invalid_key"``, ``"shutdown"`` (still queued when the exit-time wait ran out) or
-    ``"unencodable"`` (a value the JSON encoder could not handle; not expected to happen).
+    ``"invalid_key"``, ``"shutdown"`` (still queued when the exit-time wait ran out),
+    ``"unencodable"`` (a value the JSON encoder could not handle; not expected to happen) or
+    ``"identity_failed"`` (a request-bound tracker's call that named no identity, after its
+    identity function failed).
 
 Example::
 

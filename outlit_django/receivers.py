@@ -11,13 +11,14 @@ None of them ever raises into the request or the login: failures are logged.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.signals import user_logged_in
 from django.core.signals import request_finished
 from django.test.signals import setting_changed
 
-from outlit._tracker import IDENTITY_KEYS, user_identity
+from outlit._tracker import login_identity, user_identity
 
 from . import conf
 from .client import get_client, peek_client, reset_client
@@ -62,19 +63,8 @@ def identify_on_login(
 
 
 def _extra_identity(function: conf.IdentityFunction, request: HttpRequest) -> dict[str, Any]:
-    try:
-        extra = function(request) or {}
-        return {
-            key: value
-            for key, value in extra.items()
-            if key in IDENTITY_KEYS and value is not None and value != ""
-        }
-    except Exception:
-        # The user's fields are still worth sending without the customer's.
-        logger.exception(
-            "outlit: the identity function raised during login, or its answer could not be read"
-        )
-        return {}
+    # Checked as request.outlit checks it; a failing function costs only its own fields.
+    return login_identity(functools.partial(function, request))
 
 
 def flush_on_request_finished(sender: Any, **kwargs: Any) -> None:

@@ -74,7 +74,7 @@ class OutlitMiddleware:
             # a reference cycle that only the garbage collector frees. Once the app is done, a
             # source not used yet is swapped for one that holds what it needs, not the scope
             # (built here directly: this runs on every request that did not track).
-            if tracker._source is None:
+            if tracker._ids is not None:
                 pass  # the identity was looked up during the request: nothing holds the scope
             elif identify is None:
                 # The scope's user is final once the app is done.

@@ -24,7 +24,7 @@ from outlit import (
     BoundTracker,
     OptionError,
 )
-from outlit._tracker import lookup_tracker, user_identity
+from outlit._tracker import failed_tracker, lookup_tracker, user_identity
 
 if TYPE_CHECKING:
     from fastapi.params import Depends
@@ -302,9 +302,12 @@ class Outlit:
                 found = _checked_identity(await identify(connection))
             except Exception:
                 # App code: a failure must not break the request; calls that name an
-                # identity of their own still work.
-                logger.exception("outlit: the identity function raised; tracking without identity")
-                found = None
+                # identity of their own still work, the others are dropped and counted.
+                logger.exception(
+                    "outlit: the identity function raised; calls that name no identity of "
+                    "their own are not sent (counted as dropped, reason identity_failed)"
+                )
+                return failed_tracker(self._client)
             return self._client.bind(found)
         # Sync: BoundTracker calls it only if a call needs it, and logs its errors.
         return BoundTracker(self._client, functools.partial(_identify_lazily, identify, connection))

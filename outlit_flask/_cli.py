@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, cast
 
@@ -27,11 +28,24 @@ def _client() -> OutlitClient:
     return cast(OutlitClient, current_app.extensions["outlit"])
 
 
+def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not 0 < value < math.inf:  # NaN fails both comparisons
+        raise click.BadParameter(f"expected a finite number of seconds > 0, got {value}")
+    return value
+
+
 @outlit_cli.command("send")
 @click.option("--event-name", default="outlit_test_event", show_default=True)
 @click.option("--email", default=None, help="Send it as this user.")
 @click.option("--user-id", default=None, help="Send it as this user id.")
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    callback=_seconds,
+    help="Seconds to wait.",
+)
 def send_command(event_name: str, email: str | None, user_id: str | None, timeout: float) -> None:
     """Send one test event and say whether Outlit accepted it."""
     client = _client()
@@ -61,7 +75,12 @@ def send_command(event_name: str, email: str | None, user_id: str | None, timeou
         events_dropped.connected_to(on_dropped, sender=client),
         batch_delivered.connected_to(on_delivered, sender=client),
     ):
-        client.track(event_name=event_name, properties={"source": "flask outlit send"}, **identity)
+        try:
+            client.track(
+                event_name=event_name, properties={"source": "flask outlit send"}, **identity
+            )
+        except ValueError as exc:  # a blank --event-name or --email, say
+            raise click.UsageError(str(exc)) from None
         result = client.flush(timeout)
     elapsed = time.monotonic() - started
     if client.stats.delivered > delivered_before:
@@ -77,7 +96,14 @@ def send_command(event_name: str, email: str | None, user_id: str | None, timeou
 
 
 @outlit_cli.command("flush")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    callback=_seconds,
+    help="Seconds to wait.",
+)
 def flush_command(timeout: float) -> None:
     """Send what this process has queued (a running server flushes its own events)."""
     client = _client()
@@ -96,7 +122,12 @@ def flush_command(timeout: float) -> None:
 
 @outlit_cli.command("check")
 @click.option(
-    "--timeout", type=float, default=5.0, show_default=True, help="Seconds per network check."
+    "--timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    callback=_seconds,
+    help="Seconds per network check.",
 )
 def check_command(timeout: float) -> None:
     """Show the resolved configuration (key masked) and test the connection to Outlit."""

@@ -3,6 +3,8 @@ when a user logs in, and an optional bounded flush when the app context tears do
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -11,11 +13,12 @@ from flask import Flask, current_app, g, has_app_context, request
 from outlit import BoundTracker, OptionError
 from outlit import Outlit as OutlitClient
 from outlit._log import get_logger
-from outlit._tracker import source_tracker, user_identity
+from outlit._options import OPTION_NAMES
+from outlit._tracker import login_identity, source_tracker, user_identity
 
 from ._cli import outlit_cli
 from ._config import CONFIG_DEFAULTS, FlaskSettings, read_config
-from ._identity import IdentityLoader, clean_identity, current_user_identity
+from ._identity import IdentityLoader, current_user_identity
 from .signals import teardown_flushed
 
 if TYPE_CHECKING:
@@ -103,7 +106,9 @@ class Outlit:
         self._config_defaults = {
             f"OUTLIT_{name.upper()}": value for name, value in given.items() if value is not None
         }
-        self._identity_loader = identity_loader
+        self._identity_loader = (
+            None if identity_loader is None else _checked_loader(identity_loader)
+        )
         if app is not None:
             self.init_app(app)
 
@@ -131,8 +136,7 @@ class Outlit:
                     " variable), or OUTLIT_ENABLED = False to send nothing."
                 )
             raise OptionError(
-                f"Outlit config of app {app.name!r} (keys OUTLIT_<OPTION>): "
-                f"{str(exc).rstrip('.')}.{hint}"
+                f"Outlit config of app {app.name!r}: {_naming_the_key(exc, app.config)}.{hint}"
             ) from exc
         app.extensions[EXTENSION_KEY] = client
         hooks = _AppHooks(self, client, settings)
@@ -151,7 +155,7 @@ class Outlit:
         user_id, fingerprint, customer_id, customer_domain (or None). It replaces the built-in
         Flask-Login lookup; see :func:`outlit_flask.current_user_identity` to build on it.
         """
-        self._identity_loader = loader
+        self._identity_loader = _checked_loader(loader)
         return loader
 
     # -- the current app's client ------------------------------------------------------
@@ -297,7 +301,8 @@ class _AppHooks:
             identity = user_identity(user)
             loader = self._extension._identity_loader
             if loader is not None:
-                identity.update(clean_identity(loader()))
+                # Checked as g.outlit checks it; a failing loader costs only its own fields.
+                identity.update(login_identity(loader))
             if identity.get("email") or identity.get("user_id"):
                 # Outlit infers the discovered and signed_up stages from this identify.
                 self._client.identify(**identity)
@@ -360,3 +365,30 @@ def _globals_class(base: type[Any], hooks: _AppHooks) -> type[Any]:
             "__getattr__": __getattr__,
         },
     )
+
+
+def _checked_loader(loader: LoaderT) -> LoaderT:
+    # Called synchronously on every request that needs the identity: an async one would only
+    # give an unawaited coroutine there, request after request.
+    if (
+        inspect.iscoroutinefunction(loader)
+        or inspect.iscoroutinefunction(getattr(loader, "__call__", None))  # noqa: B004
+    ):
+        raise TypeError(
+            f"the identity loader {getattr(loader, '__qualname__', loader)!r} is async; "
+            "g.outlit calls it synchronously: register a plain function"
+        )
+    return loader
+
+
+def _naming_the_key(exc: OptionError, config: Any) -> str:
+    """The client's complaint about an option, naming the config key (``OUTLIT_TIMEOUT``, not
+    the client's ``timeout``), or the environment variable the key and host fall back to."""
+    message = str(exc).rstrip(".")
+    option, _, complaint = message.partition(" ")
+    if option not in OPTION_NAMES or not complaint:
+        return message
+    key = f"OUTLIT_{option.upper()}"
+    if option in ("public_key", "api_host") and config.get(key) is None and os.environ.get(key):
+        return f"the {key} environment variable {complaint}"
+    return f"{key} {complaint}"

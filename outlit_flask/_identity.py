@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import current_app, has_request_context
 
-from outlit._tracker import IDENTITY_KEYS, user_identity
+from outlit._tracker import user_identity
 
 #: A function of no arguments returning the current user's identity (email, user_id, fingerprint,
 #: customer_id, customer_domain), or None when there is none. It reads the request the Flask
@@ -39,14 +39,3 @@ def _flask_login_user() -> Any:
     from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 
     return current_user
-
-
-def clean_identity(found: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The identity fields of ``found`` that carry a value."""
-    if not found:
-        return {}
-    return {
-        key: value
-        for key, value in found.items()
-        if key in IDENTITY_KEYS and value is not None and value != ""
-    }

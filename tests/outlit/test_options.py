@@ -134,6 +134,7 @@ def test_missing_public_key_says_how_to_provide_it():
         ("api_host", "https://app.outlit.ai/?x=1"),
         ("api_host", "https://app.outlit.ai/#frag"),
         ("api_host", 8080),
+        ("api_host", "https://user:secret@app.outlit.ai"),
         ("flush_interval", 0),
         ("flush_interval", -1.0),
         ("flush_interval", "10"),
@@ -154,6 +155,8 @@ def test_missing_public_key_says_how_to_provide_it():
         ("max_requests_per_second", 0),
         ("max_requests_per_second", -5),
         ("retry", {"initial_backoff": 1}),
+        ("transport", "http"),
+        ("transport", object()),
     ],
 )
 def test_bad_option_raises_option_error_naming_it(option, value):
@@ -162,6 +165,7 @@ def test_bad_option_raises_option_error_naming_it(option, value):
         Outlit(**options)
     assert isinstance(raised.value, ValueError)
     assert option in str(raised.value)
+    assert "secret" not in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -241,22 +241,56 @@ def test_identity_function_returning_nothing_is_asked_only_once(client):
     assert tracker.identity == {}
 
 
-def test_a_raising_identity_function_is_logged_and_tracking_goes_on(client, caplog):
+def test_a_raising_identity_function_never_raises_into_the_request(client, caplog):
+    # The identity function failing (its session store is down, say) is not the view's
+    # programming error: calls that rely on it are dropped, counted and signalled, and the
+    # request goes on; calls that name an identity of their own are sent.
+    from outlit import signals
+
     caplog.set_level(logging.ERROR, logger="outlit")
     c, transport = client
     resolver = CountingResolver(error=LookupError("session store down"))
     tracker = c.bind(resolver)
-    with pytest.raises(ValueError):  # no identity at all: the programmer error still surfaces
+    dropped: list[tuple[int, str]] = []
+
+    def on_dropped(sender: Any, count: int, reason: str, **extra: Any) -> None:
+        dropped.append((count, reason))
+
+    with signals.events_dropped.connected_to(on_dropped, sender=c):
         tracker.track(event_name="needs_identity")
-    tracker.track(event_name="explicit", email="a@x.com")
-    with pytest.raises(ValueError):
+        tracker.track(event_name="explicit", email="a@x.com")
         tracker.user.activate()
+        tracker.identify(traits={"plan": "pro"})
+        tracker.customer.paid(properties={"plan": "pro"})
+        tracker.customer.churned(customer_domain="acme.com")
+        assert [e.get("eventName") or e["type"] for e in sent_events(c, transport)] == [
+            "explicit",
+            "billing",
+        ]
     assert resolver.calls == 1
     errors = [r for r in caplog.records if r.name == "outlit" and r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert errors[0].exc_info is not None
     assert "session store down" in str(errors[0].exc_info[1])
-    assert [e["eventName"] for e in sent_events(c, transport)] == ["explicit"]
+    assert "not sent (counted as dropped, reason identity_failed)" in errors[0].getMessage()
+    stats = c.stats
+    assert stats.dropped_by_reason == {"identity_failed": 4}
+    assert (stats.enqueued, stats.delivered) == (2, 2)  # the dropped ones were never queued
+    assert dropped == [(4, "identity_failed")]
+
+
+def test_an_identity_failure_drops_nothing_on_a_disabled_client_and_raises_after_shutdown(
+    clients,
+):
+    failing = CountingResolver(error=LookupError("down"))
+    disabled, _ = clients(enabled=False)
+    disabled.bind(failing).track(event_name="e")
+    assert disabled.stats.dropped == 0
+    closed, _ = clients()
+    tracker = closed.bind(CountingResolver(error=LookupError("down")))
+    closed.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        tracker.track(event_name="e")
 
 
 @pytest.mark.parametrize("answer", ["jane@example.com", 42, [("email", "a@x.com")], object()])
@@ -267,19 +301,34 @@ def test_an_identity_function_returning_no_mapping_is_logged_and_tracking_goes_o
     caplog.set_level(logging.ERROR, logger="outlit")
     c, transport = client
     tracker = c.bind(lambda: answer)
-    with pytest.raises(InvalidEventError, match="needs at least one of") as raised:
-        tracker.track(event_name="needs_identity")
-    # Says why, for a newcomer whose first snippet has no signed-in user yet.
-    assert "the request has none to fill in (no signed-in user" in str(raised.value)
+    tracker.track(event_name="needs_identity")  # dropped, not raised into the request
     tracker.track(event_name="explicit", email="a@x.com")
     assert tracker.identity == {}
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [
         f"outlit: the identity function returned a {type(answer).__name__}, not a mapping of "
         "identity fields (email, user_id, fingerprint, customer_id, customer_domain); "
-        "tracking without identity"
+        "calls that name no identity of their own are not sent (counted as dropped, reason "
+        "identity_failed)"
     ]
     assert [e["eventName"] for e in sent_events(c, transport)] == ["explicit"]
+    assert c.stats.dropped_by_reason == {"identity_failed": 1}
+
+
+@pytest.mark.parametrize("answer", [None, {}, {"email": "  ", "user_id": ""}])
+def test_an_identity_function_that_finds_no_user_leaves_the_call_to_raise(client, answer):
+    # Not a failure: an anonymous request. A call there without an identity of its own is
+    # the view's programming error, which surfaces at the call site as in the core client.
+    c, _ = client
+    tracker = c.bind(lambda: answer)
+    with pytest.raises(InvalidEventError, match="needs at least one of") as raised:
+        tracker.track(event_name="needs_identity")
+    if answer is None or answer == {}:
+        # Says why, for a newcomer whose first snippet has no signed-in user yet.
+        assert "the request has none to fill in (no signed-in user" in str(raised.value)
+    with pytest.raises(InvalidEventError, match="needs at least one of"):
+        tracker.user.activate()
+    assert c.stats.dropped == 0
 
 
 def test_identity_values_of_key_types_become_strings_and_others_are_left_out(client, caplog):
@@ -333,9 +382,9 @@ def test_an_unreadable_identity_answer_is_logged_and_tracking_goes_on(client, ca
     caplog.set_level(logging.ERROR, logger="outlit")
     c, transport = client
     tracker = c.bind(lambda: answer)
-    with pytest.raises(InvalidEventError, match="needs at least one of"):
-        tracker.track(event_name="needs_identity")
+    tracker.track(event_name="needs_identity")  # dropped, not raised into the request
     tracker.track(event_name="explicit", email="a@x.com")
+    assert c.stats.dropped_by_reason == {"identity_failed": 1}
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is not None
     assert "could not be read" in errors[0].getMessage()
@@ -505,10 +554,10 @@ def test_a_lookup_tracker_logs_a_failing_lookup_and_names_what_is_missing(client
         raise RuntimeError("database down")
 
     tracker = lookup_tracker(c, lookup, object())
-    with pytest.raises(InvalidEventError, match="the identity function found none"):
-        tracker.track(event_name="e")
+    tracker.track(event_name="e")
     assert "the identity function raised" in caplog.text
     assert tracker.identity == {}
+    assert c.stats.dropped_by_reason == {"identity_failed": 1}
 
 
 def test_bind_refuses_a_tuple_which_a_lookup_trackers_source_would_be(client):

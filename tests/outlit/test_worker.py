@@ -567,6 +567,29 @@ def test_full_queue_drops_new_events_counts_them_and_warns_once_per_burst(client
     assert dropped.threads == {client._worker.thread}
 
 
+def test_queue_full_drops_are_signalled_within_the_flush_interval_during_a_long_backoff(clients):
+    # The backoff after a failure can last 30 s, past the flush interval that the README gives
+    # as the latest time a queue_full drop is signalled.
+    dropped = Receiver()
+    client, _ = clients(
+        lambda request: 503,
+        max_queue_size=2,
+        flush_interval=0.2,
+        retry=RetryPolicy(initial_backoff=30.0, max_backoff=30.0),
+    )
+    with signals.events_dropped.connected_to(dropped, sender=client):
+        track_many(client, 2)
+        assert not client.flush(timeout=2.0)  # failed once: backing off for about 30 s
+        assert client.stats.requests == 1
+        track_many(client, 3)  # the queue holds 2: these 3 are dropped
+        assert client.stats.dropped_by_reason == {"queue_full": 3}
+        deadline = time.monotonic() + 3.0
+        while not dropped.kwargs and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(3, "queue_full")]
+    assert dropped.threads == {client._worker.thread}
+
+
 def test_queue_size_counts_events_waiting_to_be_sent(clients):
     client, _ = clients()
     assert client.queue_size == 0
@@ -828,6 +851,75 @@ def test_shutdown_while_a_request_hangs_reports_the_undelivered_events(clients, 
         assert "4" in undelivered[0]
     finally:
         gate.release.set()
+
+
+def test_shutdown_counts_the_batch_in_flight_beside_the_queued_events(clients, log):
+    gate = Gate()
+
+    def hang_then_fail(request):
+        gate.hold()
+        return Response(503)
+
+    client, _ = clients(hang_then_fail, max_batch_size=10)
+    track_many(client, 10)  # one full batch: taken by the worker, hangs in flight
+    assert gate.arrived.wait(5)
+    track_many(client, 30)  # still queued
+    try:
+        result = client.shutdown(timeout=0.2)
+        assert (result.settled, result.pending) == (False, 40)
+        (said,) = [m for m in records(log, logging.WARNING) if "undelivered" in m]
+        assert "shut down with 40 undelivered events (10 in a request still in flight" in said
+    finally:
+        gate.release.set()
+
+
+class _SlowToEncode:
+    """A property value whose JSON form takes a while (a model's to_dict reading a lazy field)."""
+
+    def __init__(self, started: threading.Event) -> None:
+        self.started = started
+
+    def to_dict(self) -> dict[str, int]:
+        self.started.set()
+        time.sleep(0.3)
+        return {"rows": 3}
+
+
+def test_flush_during_the_encoding_of_a_batch_waits_for_its_delivery(clients):
+    # The worker has taken the batch from the queue and is encoding it: the events are in
+    # neither the queue nor a request yet, and flush() must not take that for "all sent".
+    started = threading.Event()
+    client, transport = clients(flush_interval=0.05)
+    client.track(event_name="report", email="a@x.com", properties={"r": _SlowToEncode(started)})
+    assert started.wait(5)
+    result = client.flush(timeout=5)
+    assert result.settled
+    assert [e["eventName"] for e in transport.events] == ["report"]
+    assert transport.events[0]["properties"] == {"r": {"rows": 3}}
+
+
+def test_a_call_from_a_signal_handler_cannot_hang_the_thread_it_interrupted(clients):
+    # A signal handler runs on the main thread between two of its bytecodes, possibly while
+    # that thread holds one of the locks a tracking call takes: the handler's own call must
+    # then go through, not wait forever for a lock its own thread holds.
+    client, _ = clients(max_queue_size=1)
+    client.track(event_name="fills_the_queue", email="a@x.com")
+    worker = client._worker
+    done = threading.Event()
+
+    def interrupted() -> None:
+        with worker.counter_lock:
+            client.track(event_name="dropped", email="a@x.com")  # counted: queue full
+        with worker.queue._marker_lock:
+            client.flush(timeout=0.05)  # bounded: the worker waits for this lock meanwhile
+        with client._state_lock:
+            client.shutdown(timeout=1)
+        done.set()
+
+    threading.Thread(target=interrupted, daemon=True).start()
+    assert done.wait(5), "a tracking call waited for a lock its own thread held"
+    assert client.stats.dropped_by_reason == {"queue_full": 1}
+    assert client.stats.delivered == 1
 
 
 def test_async_flush_and_shutdown_deliver_without_blocking_the_loop(clients):

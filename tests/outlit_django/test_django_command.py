@@ -181,7 +181,10 @@ def test_flush_says_when_it_gives_up(configure_outlit):
 
 def test_a_bad_timeout_and_a_bad_action_are_refused(configure_outlit):
     configure_outlit()
-    with pytest.raises(CommandError, match="--timeout"):
-        run("flush", "--timeout", "0")
+    for bad in ("0", "nan", "inf"):
+        with pytest.raises(CommandError, match="--timeout must be a finite number of seconds"):
+            run("flush", "--timeout", bad)
+    with pytest.raises(CommandError, match="track\\(\\) needs event_name"):
+        run("send", "--event-name", " ")
     with pytest.raises(CommandError, match="invalid choice"):
         run("resend")

@@ -116,7 +116,11 @@ class IdentifyOnLoginWithAnIdentityFunctionReturningNoMappingTests(LoginTestCase
     def test_the_login_succeeds_and_the_users_fields_are_still_sent(self):
         with self.assertLogs("outlit", logging.ERROR) as logs:
             assert self.sign_in() == 200
-        assert "its answer could not be read" in logs.output[0]
+        assert logs.output == [
+            "ERROR:outlit:outlit: the identity function returned a User, not a mapping of "
+            "identity fields (email, user_id, fingerprint, customer_id, customer_domain); the "
+            "login's identify is sent with the user's own fields"
+        ]
         (event,) = self.sent()
         assert (event["userId"], event["email"]) == (str(self.jane.pk), "jane@acme.com")
 

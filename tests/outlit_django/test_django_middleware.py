@@ -384,10 +384,12 @@ class BrokenIdentityFunctionTests(OutlitTestCase):
             )  # never consulted
         with self.assertLogs("outlit", logging.ERROR) as logs:
             response = self.call(client)
-        assert response.status_code == 400  # no identity: the core's ValueError, not a 500
+        # Not even the core's ValueError: the call is dropped and counted, the view goes on.
+        assert response.status_code == 200, response.content
         assert "the identity function raised" in logs.output[0]
         (event,) = self.sent()
         assert event["email"] == "explicit@acme.com"
+        assert outlit.stats.dropped_by_reason == {"identity_failed": 1}
 
 
 class AsyncTests(OutlitTestCase):

@@ -248,7 +248,8 @@ def test_identify_errors_are_logged_and_the_request_still_succeeds(make_outlit, 
         @app.post("/export")
         async def export(tracker: Annotated[BoundTracker, Depends(outlit)]):
             tracker.track(event_name="report_exported", customer_domain="acme.com")
-            return {"identity": tracker.identity}  # forces the (failing) lookup
+            tracker.track(event_name="report_exported")  # dropped and counted, not raised
+            return {"identity": tracker.identity}
 
         caplog.clear()
         with caplog.at_level(logging.ERROR, logger="outlit"), TestClient(app) as client:
@@ -258,6 +259,7 @@ def test_identify_errors_are_logged_and_the_request_still_succeeds(make_outlit, 
         failures = [r for r in caplog.records if "identity function raised" in r.getMessage()]
         assert len(failures) == 1, identify.__name__
         assert isinstance(failures[0].exc_info[1], LookupError)
+        assert outlit.client.stats.dropped_by_reason == {"identity_failed": 1}
 
     assert [e["customerDomain"] for e in transport.events] == ["acme.com", "acme.com"]
 

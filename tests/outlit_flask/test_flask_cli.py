@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
 from flask import Flask
 
 from outlit._collector.server import Collector
@@ -75,6 +76,29 @@ def test_send_gives_up_after_its_timeout_when_nothing_answers(make_app):
     assert time.monotonic() - started < 3.0
     assert "still not sent after 0.5 s" in result.output
     assert "ConnectionRefusedError" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["send", "--event-name", ""], "track() needs event_name"),
+        (["send", "--user-id", " "], "needs at least one of"),
+        (["send", "--timeout", "nan"], "expected a finite number of seconds > 0, got nan"),
+        (["send", "--timeout", "0"], "expected a finite number of seconds > 0, got 0.0"),
+        (["flush", "--timeout", "-1"], "expected a finite number of seconds > 0, got -1.0"),
+        (["check", "--timeout", "inf"], "expected a finite number of seconds > 0, got inf"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_not_tracebacks(make_app, args, said):
+    app = make_app()
+    Outlit(app)
+
+    result = app.test_cli_runner().invoke(args=["outlit", *args])
+
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert said in result.output
+    assert "Traceback" not in result.output
 
 
 def test_send_refuses_when_tracking_is_disabled(make_app):

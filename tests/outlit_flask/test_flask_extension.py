@@ -126,9 +126,21 @@ def test_disabled_app_needs_no_key_and_sends_nothing(make_app, transport):
     assert transport.requests == []
 
 
-def test_bad_option_names_the_app(make_app):
+def test_bad_option_names_the_app_and_the_config_key(make_app):
     app = make_app(name="billing", OUTLIT_TIMEOUT=-1)
-    with pytest.raises(OptionError, match=r"app 'billing'.*timeout"):
+    with pytest.raises(OptionError, match=r"app 'billing': OUTLIT_TIMEOUT must be a finite"):
+        Outlit(app)
+    with pytest.raises(OptionError, match=r"OUTLIT_TRANSPORT must be an object with send"):
+        Outlit(make_app(OUTLIT_TRANSPORT="http"))
+
+
+def test_a_bad_api_host_from_the_environment_is_said_to_come_from_there(make_app, monkeypatch):
+    monkeypatch.setenv("OUTLIT_API_HOST", "app.outlit.ai")
+    app = make_app()
+    app.config["OUTLIT_API_HOST"] = None
+    with pytest.raises(
+        OptionError, match=r"the OUTLIT_API_HOST environment variable must be an http\(s\) URL"
+    ):
         Outlit(app)
 
 

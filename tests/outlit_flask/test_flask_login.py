@@ -6,6 +6,7 @@ import gc
 import logging
 from typing import Any
 
+import pytest
 from flask import Flask, g, jsonify
 from flask_login import login_user, logout_user
 
@@ -73,6 +74,44 @@ def test_login_identify_adds_what_the_identity_loader_returns(make_app, transpor
         "grace@example.com",
         "example.com",
     )
+
+
+def _raise_lookup_error() -> dict[str, Any]:
+    raise LookupError("team store down")
+
+
+@pytest.mark.parametrize(
+    ("loader", "logged"),
+    [
+        (_raise_lookup_error, "the identity function raised during login"),
+        (lambda: ["customer_domain", "example.com"], "the identity function returned a list"),
+        (
+            lambda: {"email": 123, "customer_domain": "example.com"},
+            "the identity function's email must be a string, got int",
+        ),
+    ],
+    ids=["raises", "not_a_mapping", "wrong_type"],
+)
+def test_a_faulty_identity_loader_costs_the_login_identify_only_its_own_fields(
+    make_app, transport, users, caplog, loader, logged
+):
+    # Flask-Login's user still gives email and user_id: the identify that lets Outlit infer
+    # the signed_up stage is sent with them, and the loader's problem is logged.
+    app = _login_app(make_app, users)
+    Outlit(app).identity_loader(loader)
+
+    with caplog.at_level(logging.ERROR, logger="outlit"):
+        assert app.test_client().post("/login/2").status_code == 200
+
+    (event,) = _flushed_events(app, transport)
+    assert (event["type"], event["userId"], event["email"]) == (
+        "identify",
+        "2",
+        "grace@example.com",
+    )
+    assert event.get("customerDomain") == ("example.com" if "email" in logged else None)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and logged in errors[0], errors
 
 
 def test_a_tracker_used_before_login_tracks_the_new_user_after_it(make_app, transport, users):

@@ -278,8 +278,7 @@ def test_a_failing_identity_loader_is_logged_and_explicit_calls_still_work(
 
     @app.get("/needs-identity")
     def needs_identity() -> str:
-        with pytest.raises(outlit.InvalidEventError):
-            g.outlit.track(event_name="page_viewed")
+        g.outlit.track(event_name="page_viewed")  # dropped and counted: never raised here
         return "still answered"
 
     with caplog.at_level(logging.ERROR, logger="outlit"):
@@ -290,9 +289,22 @@ def test_a_failing_identity_loader_is_logged_and_explicit_calls_still_work(
     with caplog.at_level(logging.ERROR, logger="outlit"):
         response = app.test_client().get("/needs-identity")
     assert response.status_code == 200
+    assert response.text == "still answered"
     assert "identity function raised" in caplog.text
     assert "session store down" in caplog.text
     assert len(_flushed_events(app, transport)) == 1
+    assert app.extensions["outlit"].stats.dropped_by_reason == {"identity_failed": 1}
+
+
+def test_an_async_identity_loader_is_refused_when_registered():
+    async def loader() -> dict[str, str]:
+        return {"user_id": "u1"}
+
+    extension = Outlit()
+    with pytest.raises(TypeError, match=r"is async; g\.outlit calls it synchronously"):
+        extension.identity_loader(loader)
+    with pytest.raises(TypeError, match="is async"):
+        Outlit(identity_loader=loader)
 
 
 def test_current_user_identity_outside_a_request_is_empty(make_app):

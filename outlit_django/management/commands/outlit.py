@@ -7,6 +7,7 @@ python manage.py outlit flush              deliver what this process has queued
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -51,8 +52,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
-        if options["timeout"] <= 0:
-            raise CommandError("--timeout must be a number of seconds > 0")
+        if not 0 < options["timeout"] < math.inf:  # NaN fails both comparisons
+            raise CommandError("--timeout must be a finite number of seconds > 0")
         if action == "check":
             self.check_configuration(options["timeout"])
         elif action == "send":
@@ -164,11 +165,14 @@ class Command(BaseCommand):
             signals.batch_delivered.connected_to(delivered, sender=client),
             signals.batch_failed.connected_to(failed, sender=client),
         ):
-            client.track(
-                event_name=options["event_name"],
-                properties={"source": "manage.py outlit send"},
-                **identity,
-            )
+            try:
+                client.track(
+                    event_name=options["event_name"],
+                    properties={"source": "manage.py outlit send"},
+                    **identity,
+                )
+            except ValueError as exc:  # a blank --event-name or --email, say
+                raise CommandError(str(exc)) from None
             result = client.flush(options["timeout"])
         elapsed = time.monotonic() - started
         target = describe(client.options)["events_url"]
