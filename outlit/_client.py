@@ -128,6 +128,10 @@ class Outlit:
         # Worker.counter_lock).
         self._state_lock = threading.RLock()
         self._starting = False  # a call is starting the worker (see _begin)
+        self._closed_at_exit = False  # closed by the exit-time shutdown, not by the app
+        # Set when a shutdown() has finished, with its result: a concurrent call waits for it.
+        self._shut_down = threading.Event()
+        self._shutdown_result: FlushResult | None = None
         self._max_queue = self.options.max_queue_size
         # The request path compares the queue's length (before appending) with these two only:
         # _room is 0 unless the client is running, which sends every call to _has_room().
@@ -274,6 +278,11 @@ class Outlit:
         if state == _DISABLED:
             return False
         if state == _CLOSED:
+            if self._closed_at_exit:
+                # The process is exiting and the app never called shutdown(): a daemon thread
+                # or a later atexit hook still tracking must not get an exception for it.
+                self._worker.note_caller_drop("shutdown")
+                return False
             raise _closed_error()
         # The lock only elects the call that starts the worker; the start happens outside it.
         # Thread.start() waits until the thread runs, and under gevent that wait lets other
@@ -313,10 +322,10 @@ class Outlit:
         function failed: not sent, and counted as dropped (see _tracker). After shutdown() it
         raises, as every call does."""
         state = self._state
-        if state == _CLOSED:
+        if state == _CLOSED and not self._closed_at_exit:
             raise _closed_error()
         if state != _DISABLED:
-            self._worker.note_identity_failed()
+            self._worker.note_caller_drop("identity_failed")
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -401,7 +410,12 @@ class Outlit:
         from ._worker import FlushResult
 
         if was == _CLOSED:
-            return FlushResult(True, 0)
+            # Another call's shutdown may still be flushing (a daemon thread's, when the
+            # exit-time one comes): wait for it, within this call's own limit, and say how it
+            # ended.
+            if not self._shut_down.wait(max(deadline - time.monotonic(), 0.0)):
+                return FlushResult(False, self.queue_size)
+            return self._shutdown_result or FlushResult(True, 0)
         started = time.monotonic()
         result = FlushResult(True, 0)
         if was == _NEW and self._worker.queue.events_waiting():
@@ -438,6 +452,8 @@ class Outlit:
             self._transport.close()
         _live_clients.discard(self)
         _running_clients.discard(self)
+        self._shutdown_result = result
+        self._shut_down.set()
         return result
 
     close = shutdown
@@ -782,6 +798,7 @@ def _shutdown_all_at_exit() -> None:
     deadline = time.monotonic() + max(client.options.shutdown_timeout for client in clients)
     for client in clients:
         left = min(client.options.shutdown_timeout, deadline - time.monotonic())
+        client._closed_at_exit = client._state != _CLOSED
         try:
             client.shutdown(max(left, 0.0))
         except Exception:  # pragma: no cover - never let exit-time delivery raise

@@ -524,11 +524,12 @@ class Worker:
                 self.options.api_host,
             )
 
-    def note_identity_failed(self) -> None:
-        """Called on the request path for a call that named no identity on a tracker whose
-        identity function failed (already logged there): counted, signalled by the worker."""
+    def note_caller_drop(self, reason: str) -> None:
+        """Called on the request path for a call that is not queued: one whose tracker's
+        identity function failed (already logged there), or one made after the exit-time
+        shutdown. Counted here, signalled by the worker (or at the next shutdown)."""
         with self.counter_lock:
-            self._count_caller_drop(DROP_IDENTITY_FAILED)
+            self._count_caller_drop(reason)
 
     def _count_caller_drop(self, reason: str) -> None:
         # Under counter_lock.

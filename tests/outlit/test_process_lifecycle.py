@@ -92,6 +92,45 @@ def test_several_clients_with_the_network_down_share_one_exit_deadline():
     assert done.stderr.count("undelivered events") == 4
 
 
+def test_the_exit_time_flush_waits_for_a_shutdown_still_running_in_another_thread(collector):
+    # The app's own shutdown() runs in a daemon thread when the main thread returns: the
+    # exit-time shutdown must wait for it rather than find the client closed and let the
+    # interpreter kill that thread mid-flush.
+    done = _run(
+        """
+        import threading
+        from outlit import Outlit
+        client = Outlit(flush_interval=60, max_requests_per_second=4)  # 3 requests: 0.5 s
+        for i in range(300):
+            client.track(email="a@x.com", event_name="e", properties={"i": i})
+        threading.Thread(target=client.shutdown, daemon=True).start()
+        """,
+        collector.url,
+    )
+    assert done.returncode == 0, done.stderr
+    events = collector.wait_for_events(300)
+    assert sorted(e["properties"]["i"] for e in events) == list(range(300))
+
+
+def test_a_call_after_the_exit_time_shutdown_does_not_raise_into_the_app(collector):
+    # An atexit hook registered before outlit's runs after it (and daemon threads may still
+    # track): the app never shut the client down, so its calls are not programmer errors.
+    done = _run(
+        """
+        import atexit
+        atexit.register(lambda: print("late:", client.track(email="a@x.com", event_name="late")))
+        from outlit import Outlit
+        client = Outlit(flush_interval=60)
+        client.track(email="a@x.com", event_name="early")
+        """,
+        collector.url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "late: None" in done.stdout
+    assert "Traceback" not in done.stderr, done.stderr
+    assert [e["eventName"] for e in collector.wait_for_events(1)] == ["early"]
+
+
 def test_forked_child_sends_its_own_events_and_never_the_parents(collector):
     done = _run(
         """
