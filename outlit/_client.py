@@ -129,6 +129,7 @@ class Outlit:
         self._state_lock = threading.RLock()
         self._starting = False  # a call is starting the worker (see _begin)
         self._closed_at_exit = False  # closed by the exit-time shutdown, not by the app
+        self._flushes_given_up = 0  # flushes in a row that gave up (see _flush_outcome)
         # Set when a shutdown() has finished, with its result: a concurrent call waits for it.
         self._shut_down = threading.Event()
         self._shutdown_result: FlushResult | None = None
@@ -347,10 +348,28 @@ class Outlit:
         because of the network.
         """
         from ._queue import FlushMarker
-        from ._worker import FlushResult
 
         limit = DEFAULT_FLUSH_TIMEOUT if timeout is None else _wait_limit("timeout", timeout)
+        early = self._flush_needless(limit)
+        if early is not None:
+            return early
         worker = self._worker
+        if worker.alive:
+            marker = FlushMarker()
+            worker.queue.add_marker(marker)
+            worker.request_flush()
+            settled = marker.done.wait(limit)
+            if not settled:
+                worker.queue.cancel_marker(marker)
+                settled = marker.done.is_set()  # released by the worker just in time
+        else:
+            settled = worker.drain_until(time.monotonic() + limit)
+        return self._flush_outcome(settled, limit)
+
+    def _flush_needless(self, limit: float) -> FlushResult | None:
+        """flush()'s answer when it has nothing to wait for (or cannot wait), else None."""
+        from ._worker import FlushResult
+
         if self._starting:
             self._wait_for_start(time.monotonic() + limit)
             if self._starting:  # still: what calls queued meanwhile waits for the worker
@@ -364,29 +383,34 @@ class Outlit:
                 return FlushResult(pending == 0, pending)
         if self._state in (_DISABLED, _NEW) or self.queue_size == 0:
             return FlushResult(True, 0)
-        if threading.current_thread() is worker.thread:
+        if threading.current_thread() is self._worker.thread:
             # From a signal receiver: the worker cannot wait for itself.
             _logger().warning(
                 "outlit: flush() called on the worker thread (from a signal receiver?) ignored"
             )
             return FlushResult(False, self.queue_size)
-        if worker.alive:
-            marker = FlushMarker()
-            worker.queue.add_marker(marker)
-            worker.request_flush()
-            settled = marker.done.wait(limit)
-            if not settled:
-                worker.queue.cancel_marker(marker)
-                settled = marker.done.is_set()  # released by the worker just in time
-        else:
-            settled = worker.drain_until(time.monotonic() + limit)
+        return None
+
+    def _flush_outcome(self, settled: bool, limit: float) -> FlushResult:
+        from ._worker import FlushResult
+
         pending = self.queue_size
-        if not settled and self._state != _CLOSED:  # shutdown() says what it drops itself
-            _logger().warning(
-                "outlit: flush gave up after %.1f s with %d events still queued (they stay queued)",
-                limit,
-                pending,
-            )
+        if settled:
+            self._flushes_given_up = 0
+        elif self._state != _CLOSED:  # shutdown() says what it drops itself
+            # During an outage a flush per request (serverless) gives up on every request:
+            # the first is said, then every tenth.
+            self._flushes_given_up += 1
+            if self._flushes_given_up % 10 == 1:
+                _logger().warning(
+                    "outlit: flush gave up after %.1f s with %d events still queued (they stay "
+                    "queued)%s",
+                    limit,
+                    pending,
+                    ""
+                    if self._flushes_given_up == 1
+                    else f"; {self._flushes_given_up} flushes in a row gave up",
+                )
         return FlushResult(settled, pending if not settled else 0)
 
     def shutdown(self, timeout: float | None = None) -> FlushResult:
@@ -459,10 +483,43 @@ class Outlit:
     close = shutdown
 
     async def aflush(self, timeout: float | None = None) -> FlushResult:
-        """``flush()`` for async code: waits in a thread, so the event loop keeps running."""
+        """``flush()`` for async code: the event loop keeps running while it waits.
+
+        The worker wakes the loop when the events are settled, so that many waits at once
+        (one per request, with a flush after each response) take no thread each."""
         import asyncio  # imported here: `import outlit` must stay cheap for sync apps
 
-        return await asyncio.to_thread(self.flush, timeout)
+        from ._queue import FlushMarker
+
+        worker = self._worker
+        if self._starting or not worker.alive:
+            # Rare (the worker is starting, or cannot run): flush() waits or sends on its own.
+            return await asyncio.to_thread(self.flush, timeout)
+        limit = DEFAULT_FLUSH_TIMEOUT if timeout is None else _wait_limit("timeout", timeout)
+        early = self._flush_needless(limit)
+        if early is not None:
+            return early
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake() -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        def on_done() -> None:  # on the worker's thread
+            loop.call_soon_threadsafe(wake)
+
+        marker = FlushMarker(on_done=on_done)
+        worker.queue.add_marker(marker)
+        worker.request_flush()
+        try:
+            await asyncio.wait_for(woken, limit)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if not marker.done.is_set():  # timed out, or the awaiting task was cancelled
+                worker.queue.cancel_marker(marker)
+        return self._flush_outcome(marker.done.is_set(), limit)
 
     async def ashutdown(self, timeout: float | None = None) -> FlushResult:
         """``shutdown()`` for async code, without blocking the event loop."""

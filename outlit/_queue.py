@@ -13,6 +13,7 @@ for.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -27,12 +28,24 @@ BODY_OVERHEAD = len(BODY_PREFIX) + len(BODY_SUFFIX)
 
 
 class FlushMarker:
-    """Set once every event queued before it has been delivered or given up on."""
+    """Set once every event queued before it has been delivered or given up on.
 
-    __slots__ = ("done",)
+    ``on_done``, when given, is called once by the thread that releases the marker (the
+    worker's, usually): ``aflush()`` uses it to wake its event loop without a thread of its own.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("done", "on_done")
+
+    def __init__(self, on_done: Callable[[], None] | None = None) -> None:
         self.done = threading.Event()
+        self.on_done = on_done
+
+    def release(self) -> None:
+        self.done.set()
+        if self.on_done is not None:
+            # The waiting loop may be closed: then nobody is waiting any more.
+            with contextlib.suppress(Exception):
+                self.on_done()
 
 
 class EventQueue(deque):  # type: ignore[type-arg]
@@ -81,11 +94,11 @@ class EventQueue(deque):  # type: ignore[type-arg]
                     continue
                 self.popleft()
                 self.markers -= 1
-            item.done.set()
+            item.release()
 
     def release_all_markers(self) -> None:
         for item in [i for i in self if type(i) is FlushMarker]:
-            item.done.set()
+            item.release()
 
     def discard_all(self) -> int:
         """Empty the queue, releasing every flush marker; return how many events it held."""
@@ -99,7 +112,7 @@ class EventQueue(deque):  # type: ignore[type-arg]
                 if type(item) is FlushMarker:
                     self.markers -= 1
             if type(item) is FlushMarker:
-                item.done.set()
+                item.release()
             else:
                 discarded += 1
 

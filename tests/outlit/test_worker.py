@@ -683,6 +683,30 @@ def test_flush_gives_up_after_its_timeout_when_the_service_stays_down(clients, l
     assert any("flush gave up" in m for m in records(log, logging.WARNING))
 
 
+def test_flushes_giving_up_in_a_row_are_said_once_then_every_tenth(clients, log):
+    outage = [True]
+
+    def sometimes_down(request):
+        if outage[0]:
+            raise TransportError("connection refused")
+        return ok(request)
+
+    client, _ = clients(sometimes_down, retry=RetryPolicy(initial_backoff=0.01, max_backoff=0.01))
+    track_many(client, 2)
+    for _ in range(25):
+        assert not client.flush(timeout=0.01)
+    said = [m for m in records(log, logging.WARNING) if "flush gave up" in m]
+    assert len(said) == 3, said  # the 1st, the 11th and the 21st
+    assert said[1].endswith("; 11 flushes in a row gave up")
+    outage[0] = False
+    assert client.flush(timeout=5)  # settled: the next outage is said again from its start
+    outage[0] = True
+    track_many(client, 1)
+    assert not client.flush(timeout=0.01)
+    said = [m for m in records(log, logging.WARNING) if "flush gave up" in m]
+    assert len(said) == 4 and "in a row" not in said[3]
+
+
 def test_flushes_that_time_out_leave_nothing_behind_and_never_take_an_events_place(clients):
     # Serverless code flushes once per invocation: during an outage every flush times out.
     def down(request):
@@ -920,6 +944,42 @@ def test_a_call_from_a_signal_handler_cannot_hang_the_thread_it_interrupted(clie
     assert done.wait(5), "a tracking call waited for a lock its own thread held"
     assert client.stats.dropped_by_reason == {"queue_full": 1}
     assert client.stats.delivered == 1
+
+
+def test_many_async_flushes_waiting_at_once_take_no_thread_of_the_loops_pool(clients):
+    # With a flush after each response (serverless, Cloud Run), every request of a burst
+    # waits at once during an outage: the loop's default thread pool (a few threads) must
+    # stay free for the app's own asyncio.to_thread() and DNS lookups.
+    client, _ = clients(lambda request: 503)
+    track_many(client, 3)
+
+    async def main() -> tuple[float, list[Any]]:
+        waits = [asyncio.create_task(client.aflush(timeout=2.0)) for _ in range(40)]
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await asyncio.to_thread(lambda: None)
+        elapsed = time.monotonic() - started
+        return elapsed, await asyncio.gather(*waits)
+
+    elapsed, results = asyncio.run(main())
+    assert elapsed < 1.0, f"asyncio.to_thread waited {elapsed:.1f} s for a free thread"
+    assert len(results) == 40 and not any(results)
+    assert client._worker.queue.markers == 0  # every timed-out wait took its marker back
+
+
+def test_an_async_flush_that_is_cancelled_takes_its_marker_back(clients):
+    client, _ = clients(lambda request: 503)
+    track_many(client, 1)
+
+    async def main() -> None:
+        wait = asyncio.create_task(client.aflush(timeout=30))
+        await asyncio.sleep(0.1)
+        wait.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await wait
+
+    asyncio.run(main())
+    assert client._worker.queue.markers == 0
 
 
 def test_async_flush_and_shutdown_deliver_without_blocking_the_loop(clients):
