@@ -230,6 +230,8 @@ class Outlit:
         self._lifespans = 0
         self._lifespans_run = 0  # lifespans of ours started so far
         self._request_check_due = True  # see _check_on_request
+        self._warned_no_middleware = False  # see _flush_after_this_response
+        self._shut_down_by_app = False  # see _after_app_shutdown
         # FastAPI reads a dependency's parameters from its signature. The instance's own
         # __signature__ asks only for what this configuration needs (the request, plus the
         # background tasks or the identify dependency when used), with real classes rather
@@ -282,9 +284,28 @@ class Outlit:
         else:
             tracker = await self.tracker_for(connection)
         if background_tasks is not None:
-            # Background tasks run after the response body has been sent.
-            background_tasks.add_task(self.flush_queued)
+            self._flush_after_this_response(connection.scope, background_tasks)
         return tracker
+
+    def _flush_after_this_response(self, scope: Any, background_tasks: BackgroundTasks) -> None:
+        state = scope.get("state")
+        middleware_tracker = state.get("outlit") if isinstance(state, dict) else None
+        if (
+            isinstance(middleware_tracker, BoundTracker)
+            and middleware_tracker._client is self._client
+        ):
+            return  # OutlitMiddleware waits once the app is done: a second wait would add up
+        if not self._warned_no_middleware:
+            self._warned_no_middleware = True
+            logger.warning(
+                "outlit: flush_after_response without OutlitMiddleware: Depends(outlit) can only "
+                "wait in a background task, which misses events tracked in the route's own "
+                "background tasks, in the teardown of yield dependencies and on requests that "
+                "end in an exception. Add app.add_middleware(OutlitMiddleware, outlit=outlit) "
+                "(said once)"
+            )
+        # Background tasks run after the response body has been sent.
+        background_tasks.add_task(self.flush_queued)
 
     async def tracker_for(self, connection: HTTPConnection) -> BoundTracker:
         """A tracker bound to ``connection``'s identity (what the dependency and middleware use)."""
@@ -374,6 +395,7 @@ class Outlit:
             or self.flush_after_response  # serverless, often without a lifespan: flushes anyway
             or not self._owns_client  # Outlit(client=...): its owner shuts it down
             or not self._client.options.enabled  # nothing is ever queued
+            or self._shut_down_by_app  # it flushes on its own (see _after_app_shutdown)
         ):
             return
         logger.warning(
@@ -451,10 +473,23 @@ class Outlit:
         return await self._client.aflush(timeout)
 
     def shutdown(self, timeout: float | None = None) -> FlushResult:
-        return self._client.shutdown(timeout)
+        try:
+            return self._client.shutdown(timeout)
+        finally:
+            self._after_app_shutdown()
 
     async def ashutdown(self, timeout: float | None = None) -> FlushResult:
-        return await self._client.ashutdown(timeout)
+        try:
+            return await self._client.ashutdown(timeout)
+        finally:
+            self._after_app_shutdown()
+
+    def _after_app_shutdown(self) -> None:
+        # Shut down by the app itself (a test fixture, an on_event("shutdown") handler): as
+        # after a lifespan of ours, a request served after this gets a live client rather than
+        # ClientClosedError; and the app flushes on its own, so no warning about the lifespan.
+        self._shut_down_by_app = True
+        self._request_check_due = True
 
     @property
     def queue_size(self) -> int:

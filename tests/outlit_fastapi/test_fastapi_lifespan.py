@@ -97,6 +97,27 @@ def test_after_a_lifespan_ended_the_outlit_keeps_working_without_one(
     ]
 
 
+def test_after_the_app_shut_the_outlit_down_itself_requests_keep_working(
+    make_outlit, transport, caplog
+):
+    # A test fixture that calls outlit.shutdown() at teardown (or an on_event("shutdown")
+    # handler that awaits ashutdown()), then a request served without a lifespan of ours.
+    outlit = make_outlit(flush_interval=300)
+    app = _tracking_app(outlit)
+    with caplog.at_level("WARNING", logger="outlit"):
+        assert TestClient(app).post("/export/1").status_code == 200
+        assert outlit.shutdown()
+        first = outlit.client
+        assert TestClient(app).post("/export/2").status_code == 200
+        assert outlit.client is not first and first.closed
+        asyncio.run(outlit.ashutdown())
+        assert TestClient(app).post("/export/3").status_code == 200
+    assert outlit.flush(timeout=5)
+    assert [e["properties"]["n"] for e in transport.events] == [1, 2, 3]
+    # Warned at the first request (no lifespan ran), not again after the app's own shutdown.
+    assert len(_lifespan_warnings(caplog)) == 1
+
+
 def test_own_lifespan_wrapped_keeps_its_state_and_its_shutdown_events(make_outlit, transport):
     outlit = make_outlit()
     steps: list[str] = []

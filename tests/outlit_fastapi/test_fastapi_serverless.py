@@ -147,6 +147,42 @@ def test_the_wait_is_bounded_by_flush_after_response_timeout(make_outlit, collec
     assert collector.wait_for_events(1, timeout=5)[0]["eventName"] == "report_exported"
 
 
+def test_with_the_middleware_and_the_dependency_a_request_waits_once(make_outlit, collector):
+    # The serverless section adds the middleware while routes keep Depends(outlit): the
+    # dependency leaves the wait to the middleware instead of adding a second one.
+    collector.latency = 1.5
+    outlit = make_outlit(
+        api_host=collector.url,
+        flush_interval=300,
+        flush_after_response=True,
+        flush_after_response_timeout=0.3,
+    )
+    app = _dependency_app(outlit)
+    app.add_middleware(OutlitMiddleware, outlit=outlit)
+    result = asyncio.run(_call(app, "POST", "/export"))
+    assert result["status"] == 200
+    assert 0.25 <= result["returned"] - result["body_sent"] < 0.55
+    assert collector.wait_for_events(1, timeout=5)[0]["eventName"] == "report_exported"
+
+
+def test_the_dependency_alone_says_once_what_its_wait_misses(make_outlit, caplog):
+    outlit = make_outlit(flush_interval=300, flush_after_response=True)
+    with caplog.at_level(logging.WARNING, logger="outlit"):
+        client = TestClient(_dependency_app(outlit))
+        for _ in range(3):
+            assert client.post("/export").status_code == 200
+    said = [r.getMessage() for r in caplog.records if "without OutlitMiddleware" in r.getMessage()]
+    assert len(said) == 1
+    assert "app.add_middleware(OutlitMiddleware, outlit=outlit)" in said[0]
+    caplog.clear()
+    with_middleware = make_outlit(flush_interval=300, flush_after_response=True)
+    app = _dependency_app(with_middleware)
+    app.add_middleware(OutlitMiddleware, outlit=with_middleware)
+    with caplog.at_level(logging.WARNING, logger="outlit"):
+        assert TestClient(app).post("/export").status_code == 200
+    assert not [r for r in caplog.records if "without OutlitMiddleware" in r.getMessage()]
+
+
 def test_event_loop_serves_other_requests_while_a_flush_waits(make_outlit, collector):
     collector.latency = 0.8
     outlit = make_outlit(api_host=collector.url, flush_interval=300, flush_after_response=True)
