@@ -295,10 +295,16 @@ def _identity_args(found: Any, failed: str = _WITHOUT_IDENTITY) -> tuple[Any, ..
     in the log what follows when the answer is unusable."""
     if type(found) is not dict:
         if not isinstance(found, Mapping):
+            advice = ""
+            if type(found).__name__ == "coroutine":
+                found.close()  # never awaited: closed here rather than warned about at exit
+                advice = " (a sync function returning a coroutine: make it `async def`, where "
+                advice += "async identity functions are supported, or return a dict)"
             logger.error(
                 "outlit: the identity function returned a %s, not a mapping of identity "
-                "fields (email, user_id, fingerprint, customer_id, customer_domain); %s",
+                "fields (email, user_id, fingerprint, customer_id, customer_domain)%s; %s",
                 type(found).__name__,
+                advice,
                 failed,
             )
             return _FAILED_IDS
@@ -316,7 +322,35 @@ def _identity_args(found: Any, failed: str = _WITHOUT_IDENTITY) -> tuple[Any, ..
     for value in ids:
         if value is not None and (type(value) is not str or not value):
             return _checked_args(ids)
+    if not any(ids):
+        return _no_identity_field(found, failed)
     return ids
+
+
+def _no_identity_field(found: dict[Any, Any], failed: str) -> tuple[Any, ...]:
+    """An answer with no identity field set: no identity (as for an anonymous request) when
+    it names only identity fields, else an identity function spelling them otherwise
+    (``userId``, ``user``), which is logged and fails."""
+    unknown = [key for key in found if key not in IDENTITY_KEYS]
+    if not unknown:
+        return _NO_IDS
+    import difflib  # only for a misspelled answer: `import outlit` stays cheap
+
+    hints = []
+    for key in unknown:
+        text = str(key)
+        snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in text).lstrip("_")
+        close = difflib.get_close_matches(snake, IDENTITY_KEYS, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{text!r} -> {close[0]!r}")
+    logger.error(
+        "outlit: the identity function's answer names none of the identity fields (email, "
+        "user_id, fingerprint, customer_id, customer_domain), only %s%s; %s",
+        ", ".join(sorted(repr(key) for key in unknown)),
+        f" (did you mean {', '.join(hints)}?)" if hints else "",
+        failed,
+    )
+    return _FAILED_IDS
 
 
 def _checked_args(ids: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -315,7 +315,45 @@ def test_an_identity_function_returning_no_mapping_is_logged_and_tracking_goes_o
     assert c.stats.dropped_by_reason == {"identity_failed": 1}
 
 
-@pytest.mark.parametrize("answer", [None, {}, {"email": "  ", "user_id": ""}])
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        ({"userId": "u1", "customerDomain": "acme.com"}, "'customerDomain' -> 'customer_domain'"),
+        ({"user": "u1"}, "'user' -> 'user_id'"),
+        ({"id": 7, "name": "Ada"}, ""),
+    ],
+)
+def test_an_answer_spelling_the_fields_otherwise_is_logged_and_tracking_goes_on(
+    client, caplog, answer, hint
+):
+    caplog.set_level(logging.ERROR, logger="outlit")
+    c, transport = client
+    tracker = c.bind(lambda: answer)
+    tracker.track(event_name="needs_identity")  # dropped and counted, not raised
+    tracker.track(event_name="explicit", email="a@x.com")
+    (said,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert said.startswith("outlit: the identity function's answer names none of the identity")
+    assert hint in said
+    assert [e["eventName"] for e in sent_events(c, transport)] == ["explicit"]
+    assert c.stats.dropped_by_reason == {"identity_failed": 1}
+
+
+def test_a_sync_function_returning_a_coroutine_is_told_to_be_async(client, caplog):
+    async def lookup() -> dict[str, str]:
+        return {"user_id": "u1"}
+
+    caplog.set_level(logging.ERROR, logger="outlit")
+    c, _ = client
+    tracker = c.bind(lambda: lookup())  # a sync wrapper around an async function
+    tracker.track(event_name="needs_identity")
+    (said,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "returned a coroutine" in said and "make it `async def`" in said
+    assert c.stats.dropped_by_reason == {"identity_failed": 1}
+
+
+@pytest.mark.parametrize(
+    "answer", [None, {}, {"email": "  ", "user_id": ""}, {"user_id": None, "email": None}]
+)
 def test_an_identity_function_that_finds_no_user_leaves_the_call_to_raise(client, answer):
     # Not a failure: an anonymous request. A call there without an identity of its own is
     # the view's programming error, which surfaces at the call site as in the core client.
