@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._options import Options, looks_like_placeholder, mask_key
+from ._transport import HTTPTransport, HttpxTransport, Transport, TransportError, _parse_proxy
 
 
 @dataclass(frozen=True)
@@ -58,46 +59,77 @@ def check_key(public_key: str) -> Check:
     )
 
 
-def check_connectivity(api_host: str, timeout: float = 5.0) -> list[Check]:
-    """Resolve the host and open a TCP connection to it (no request is sent)."""
+def check_connectivity(
+    api_host: str, timeout: float = 5.0, transport: Transport | None = None
+) -> list[Check]:
+    """Resolve the host and open a TCP connection to it (no request is sent): to the proxy
+    instead when the client's transport sends through one, as ``transport`` (default: the
+    default transport) would; not at all for a transport that does not use the network."""
     parts = urlsplit(api_host)
+    scheme = parts.scheme
     host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port or (443 if scheme == "https" else 80)
     checks: list[Check] = []
+    if scheme == "http" and not is_this_machine(host):
+        checks.append(
+            Check("scheme", False, f"{api_host} is plain http to a non-local host; use https")
+        )
+    if transport is not None and not isinstance(transport, (HTTPTransport, HttpxTransport)):
+        note = f"not checked: the client sends through {type(transport).__name__}"
+        return [Check("connect", True, note), *checks]
+    try:
+        proxy = _proxy_for(transport, scheme, host)
+        via = ""
+        if proxy is not None:
+            via = f" (the proxy for {host})"
+            host, port, _ = _parse_proxy(proxy)
+    except TransportError as exc:
+        return [Check("proxy", False, str(exc)), *checks]
     try:
         started = time.monotonic()
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         address = infos[0][4]
-        checks.append(
+        checks.insert(
+            0,
             Check(
                 "DNS",
                 True,
-                f"{host} -> {address[0]} ({(time.monotonic() - started) * 1000:.0f} ms)",
-            )
+                f"{host}{via} -> {address[0]} ({(time.monotonic() - started) * 1000:.0f} ms)",
+            ),
         )
     except OSError as exc:
-        checks.append(Check("DNS", False, f"cannot resolve {host!r}: {exc}"))
-        return checks
+        return [Check("DNS", False, f"cannot resolve {host!r}{via}: {exc}"), *checks]
     try:
         started = time.monotonic()
         with socket.create_connection((host, port), timeout=timeout):
             pass
-        checks.append(
-            Check(
-                "connect",
-                True,
-                f"{host}:{port} accepted a connection ({(time.monotonic() - started) * 1000:.0f} ms)",
-            )
+        elapsed = (time.monotonic() - started) * 1000
+        connected = Check(
+            "connect", True, f"{host}:{port}{via} accepted a connection ({elapsed:.0f} ms)"
         )
     except OSError as exc:
-        checks.append(Check("connect", False, f"cannot connect to {host}:{port}: {exc}"))
-    if parts.scheme == "http" and not is_this_machine(host):
-        checks.append(
-            Check("scheme", False, f"{api_host} is plain http to a non-local host; use https")
-        )
+        connected = Check("connect", False, f"cannot connect to {host}:{port}{via}: {exc}")
+    checks.insert(1, connected)
     return checks
+
+
+def _proxy_for(transport: Transport | None, scheme: str, host: str) -> str | None:
+    """The proxy URL the transport would send ``scheme://host`` requests through, or None."""
+    if isinstance(transport, HttpxTransport):
+        given = transport._client_kwargs.get("proxy")
+        if isinstance(given, str):
+            return given
+        if given is not None or transport._client_kwargs.get("mounts"):
+            return None  # an httpx.Proxy or mounts: not ours to read; the direct check stands
+        return HTTPTransport()._proxy_for(scheme, host)  # httpx reads the same variables
+    if isinstance(transport, HTTPTransport):
+        return transport._proxy_for(scheme, host)
+    return HTTPTransport()._proxy_for(scheme, host)
 
 
 def diagnose(options: Options, timeout: float = 5.0) -> list[Check]:
     """Every check, in the order a person would fix them."""
-    return [check_key(options.public_key), *check_connectivity(options.api_host, timeout)]
+    return [
+        check_key(options.public_key),
+        *check_connectivity(options.api_host, timeout, options.transport),
+    ]

@@ -144,7 +144,7 @@ def check_command(timeout: float) -> None:
     click.echo(f"  {'Flask-Login LoginManager':<32} {login}")
     checks = [check_key(client.options.public_key)]
     if client.options.enabled:
-        checks += check_connectivity(shown["api_host"], timeout)
+        checks += check_connectivity(client.options.api_host, timeout, client.options.transport)
     else:
         # Nothing is sent, so whether the host answers is not a failure of this setup.
         click.echo(

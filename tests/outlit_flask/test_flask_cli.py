@@ -161,7 +161,7 @@ def test_check_shows_the_configuration_with_the_key_masked(make_app, collector, 
 
 
 def test_check_fails_when_the_api_host_cannot_be_reached(make_app):
-    app = make_app(OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}")
+    app = make_app(OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}", OUTLIT_TRANSPORT=None)
     Outlit(app)
 
     result = app.test_cli_runner().invoke(args=["outlit", "check", "--timeout", "1"])
@@ -169,6 +169,35 @@ def test_check_fails_when_the_api_host_cannot_be_reached(make_app):
     assert result.exit_code == 1
     assert "FAIL  connect:" in result.output
     assert "some checks failed" in result.output
+
+
+def test_check_connects_to_the_proxy_that_sending_goes_through(make_app, monkeypatch):
+    # Behind a forward proxy the API host may not even resolve here: sending works through
+    # the proxy, and so must the check. (Nothing is sent: the check only connects.)
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        proxy_port = proxy.getsockname()[1]
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy_port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        app = make_app(OUTLIT_API_HOST="https://outlit.invalid", OUTLIT_TRANSPORT=None)
+        Outlit(app)
+
+        result = app.test_cli_runner().invoke(args=["outlit", "check", "--timeout", "2"])
+
+    assert result.exit_code == 0, result.output
+    assert f"127.0.0.1:{proxy_port} (the proxy for outlit.invalid) accepted" in result.output
+
+
+def test_check_of_an_app_on_a_transport_of_its_own_does_not_test_the_network(make_app):
+    app = make_app(OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}")  # a MockTransport
+    Outlit(app)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "check", "--timeout", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert "ok    connect: not checked: the client sends through MockTransport" in result.output
 
 
 def test_check_of_a_disabled_app_does_not_fail_on_the_connection(make_app):
