@@ -716,9 +716,10 @@ def _wait_limit(name: str, value: Any) -> float:
 
 
 def _before_fork() -> None:
-    # A worker thread may be creating its HTTP client or making its first request right now,
-    # both of which import modules. A fork in the middle of an import leaves the child a module
-    # lock owned by a thread it does not have, and its own first send would hang: wait for it.
+    # A worker thread may be preparing its first request right now, which imports modules
+    # (HTTPTransport: only that; HttpxTransport: for its whole first request). A fork in the
+    # middle of an import leaves the child a module lock owned by a thread it does not have,
+    # and its own first send would hang: wait for it.
     for client in list(_live_clients):
         hold = getattr(client._transport, "hold_for_fork", None)
         if hold is not None and client._state == _RUNNING:

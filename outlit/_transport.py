@@ -96,9 +96,9 @@ class _Target:
 
 
 class _FirstUseGuard(ABC):
-    """The first request imports modules (ssl, httpx...): it runs under a lock that fork()
-    waits for (see hold_for_fork), so a child never inherits an import half done by a thread
-    it does not have. Later requests skip the lock."""
+    """The first request imports modules (ssl, httpx...): those imports run under a lock that
+    fork() waits for (see hold_for_fork), so a child never inherits an import half done by a
+    thread it does not have. Later requests skip the lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -110,9 +110,18 @@ class _FirstUseGuard(ABC):
             return self._send(request)
         with self._lock:
             try:
-                return self._send(request)
+                if not self._prepare(request):
+                    return self._send(request)
             finally:
                 self._warm = True
+        return self._send(request)
+
+    def _prepare(self, request: Request) -> bool:
+        """Do, under the lock, every import that sending ``request`` needs; True when done, so
+        that the request itself (which may wait ``timeout`` for the network) runs without the
+        lock, and a fork() meanwhile does not wait for it. False: the whole first request runs
+        under the lock."""
+        return False
 
     @abstractmethod
     def _send(self, request: Request) -> Response:
@@ -165,6 +174,15 @@ class HTTPTransport(_FirstUseGuard):
         super().__init__()
 
     # -- sending ---------------------------------------------------------------------------
+
+    def _prepare(self, request: Request) -> bool:
+        # What a send imports on first use: urllib.request for the proxy variables (in
+        # _target), ssl and the idna codec (which the TLS handshake uses for the host name).
+        target = self._targets.get(request.url) or self._target(request.url)
+        if target.tls_host is not None:
+            self._context()
+            target.tls_host.encode("idna")
+        return True
 
     def _send(self, request: Request) -> Response:
         target = self._targets.get(request.url) or self._target(request.url)

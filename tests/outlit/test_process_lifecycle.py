@@ -164,6 +164,35 @@ def test_forked_child_sends_its_own_events_and_never_the_parents(collector):
 @pytest.mark.skipif(
     importlib.util.find_spec("gevent") is None, reason="gevent is not installed (dev extra)"
 )
+def test_a_fork_during_the_first_request_does_not_wait_for_its_answer(collector):
+    # fork() waits for the imports of a first request under way, not for its network wait:
+    # a server forking workers while the collector is slow must not stall for `timeout`.
+    collector.latency = 3.0
+    done = _run(
+        """
+        import os, threading, time
+        from outlit import Outlit
+        client = Outlit(flush_interval=60, timeout=10)
+        client.track(email="a@x.com", event_name="first")
+        threading.Thread(target=client.flush, daemon=True).start()
+        time.sleep(1.0)  # the first request is now waiting for the collector's answer
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        took = time.monotonic() - started
+        os.waitpid(pid, 0)
+        print(f"fork took {took:.2f} s")
+        assert client.flush(timeout=10)
+        """,
+        collector.url,
+    )
+    assert done.returncode == 0, done.stderr
+    took = float(done.stdout.split("fork took ")[1].split(" s")[0])
+    assert took < 1.0, f"fork() waited {took:.1f} s for the first request's answer"
+    assert [e["eventName"] for e in collector.wait_for_events(1)] == ["first"]
+
+
 def test_first_calls_in_a_gevent_patched_fork_child_do_not_deadlock(collector):
     # gunicorn --preload -k gevent: the client is made before fork, the child patches threading
     # after fork, and greenlets make their first calls at once. One of them starting the worker
