@@ -78,6 +78,7 @@ def _sanitize(value: Any, depth: int, seen: set[int], warn: Callable[[Any], None
     if isinstance(value, int) and not isinstance(value, enum.Enum):
         if value.bit_length() > _MAX_INT_BITS:
             # Too long for Python to print (and no JSON reader keeps such precision anyway).
+            warn(value)
             try:
                 return float(value)
             except OverflowError:
@@ -98,17 +99,26 @@ def _sanitize(value: Any, depth: int, seen: set[int], warn: Callable[[Any], None
             if isinstance(value, Mapping):
                 return {_key(k): _sanitize(v, depth + 1, seen, warn) for k, v in value.items()}
             return [_sanitize(v, depth + 1, seen, warn) for v in value]
+        except Exception:  # a mapping of the app's own that raises when read: the rest goes
+            warn(value)
+            return _printable(value)
         finally:
             seen.discard(id(value))
     try:
         converted = _convert(value)
     except Exception:
         warn(value)
-        try:
-            return _sanitize(str(value), depth + 1, seen, warn)
-        except Exception:
-            return f"<unprintable {type(value).__name__}>"
+        return _printable(value)
     return _sanitize(converted, depth + 1, seen, warn)
+
+
+def _printable(value: Any) -> str:
+    """``str(value)`` as valid UTF-8, or a placeholder when that raises."""
+    try:
+        text = str(value)
+        return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(text) else text
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 def _key(key: Any) -> str:
@@ -181,7 +191,8 @@ def encode_event(event: Mapping[str, Any], *, use_orjson: bool = True) -> bytes:
     cleaned = _sanitize(event, 0, set(), warn)
     if unconvertible:
         logger.warning(
-            "outlit: event %r had values that are not JSON-serializable (%s); sent as their str()",
+            "outlit: event %r had values that are not JSON-serializable (%s); sent as "
+            "stand-ins: their str(), a float or null for an int too long, a placeholder",
             event.get("eventName") or event.get("type"),
             ", ".join(sorted(set(unconvertible))),
         )

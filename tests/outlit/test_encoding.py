@@ -13,7 +13,7 @@ import enum
 import logging
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -258,6 +258,41 @@ def test_integers_beyond_64_bits_keep_their_value(use_orjson):
 def test_output_is_compact_utf8(use_orjson):
     data = encode_event({"type": "custom", "properties": {"name": "Zoë"}}, use_orjson=use_orjson)
     assert data == '{"type":"custom","properties":{"name":"Zoë"}}'.encode()
+
+
+class _UnreadableMapping(Mapping[str, Any]):
+    """A mapping of the app's own that raises when read (a lazy settings object, say)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("settings store down")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("settings store down")
+
+    def __len__(self) -> int:
+        return 1
+
+    def __str__(self) -> str:
+        return "<lazy settings>"
+
+
+@ENCODERS
+def test_a_mapping_that_raises_when_read_is_sent_as_its_str_and_the_rest_goes(use_orjson, caplog):
+    caplog.set_level(logging.WARNING, logger="outlit")
+    props = {"settings": _UnreadableMapping(), "ok": 1}
+    wire = encode_strict({"type": "custom", "properties": props}, use_orjson)
+    assert wire["properties"] == {"settings": "<lazy settings>", "ok": 1}
+    (said,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "_UnreadableMapping" in said
+
+
+@ENCODERS
+def test_an_integer_too_long_for_json_is_said(use_orjson, caplog):
+    caplog.set_level(logging.WARNING, logger="outlit")
+    wire = encode_strict({"type": "custom", "properties": {"n": 10**5000, "ok": 1}}, use_orjson)
+    assert wire["properties"] == {"n": None, "ok": 1}
+    (said,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "(int)" in said and "null for an int too long" in said
 
 
 # -- end to end through track() ------------------------------------------------------------
