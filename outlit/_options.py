@@ -246,9 +246,11 @@ def options_from_config(config: Any, prefix: str = "") -> tuple[dict[str, Any], 
     for key, value in config.items():
         if not isinstance(key, str) or not key.startswith(prefix):
             continue
-        name = key[len(prefix) :].lower()
-        if name in OPTION_NAMES:
-            kwargs[name] = value
+        name = key[len(prefix) :]
+        # Upper case only, as documented and as the adapters' checks read them: "timeout" is
+        # as unknown to them as a typo, and must not be used behind their back.
+        if name.isupper() and name.lower() in OPTION_NAMES:
+            kwargs[name.lower()] = value
         else:
             unknown.append(key)
     return kwargs, unknown

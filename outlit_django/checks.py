@@ -191,10 +191,11 @@ def _check_option_values(values: dict[str, Any]) -> list[CheckMessage]:
     if isinstance(transport, str):
         try:
             import_string(transport)
-        except ImportError as exc:
+        except Exception as exc:  # ImportError, or whatever the module raises as it loads
+            described = exc if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
             messages.append(
                 Error(
-                    f"{_where('TRANSPORT')} = {transport!r} cannot be imported: {exc}.",
+                    f"{_where('TRANSPORT')} = {transport!r} cannot be imported: {described}.",
                     hint="Give a transport object or the dotted path of a class or function "
                     "that returns one, or remove the key to send over HTTP.",
                     id="outlit_django.E006",

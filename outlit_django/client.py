@@ -139,6 +139,9 @@ def resolved_options(outlit_settings: conf.OutlitSettings | None = None) -> Opti
 
 def _client_kwargs(resolved: conf.OutlitSettings) -> dict[str, Any]:
     kwargs = dict(resolved.client_kwargs)
+    key = kwargs.get("public_key")
+    if isinstance(key, str) and not key.strip():
+        kwargs["public_key"] = None  # blank: the environment's key, as the checks read it
     if kwargs.get("enabled", True) is True and resolved.public_key_missing:
         kwargs["enabled"] = False
         kwargs["public_key"] = None

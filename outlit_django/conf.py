@@ -4,6 +4,7 @@ setting changes (``override_settings`` in tests sends ``setting_changed``, see `
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -145,24 +146,43 @@ def load_identity_function(value: Any) -> IdentityFunction | None:
     if isinstance(value, str):
         try:
             value = import_string(value)
-        except ImportError as exc:
+        except Exception as exc:  # ImportError, or whatever the module raises as it loads
             raise ImproperlyConfigured(
-                f"settings.{SETTING_NAME}['IDENTIFY_USER'] = {value!r} cannot be imported: {exc}"
+                f"settings.{SETTING_NAME}['IDENTIFY_USER'] = {value!r} cannot be imported: "
+                f"{_describe(exc)}"
             ) from exc
     if not callable(value):
         raise ImproperlyConfigured(
             f"settings.{SETTING_NAME}['IDENTIFY_USER'] must be True, False, or a function "
             f"taking the request (or its dotted path), got {value!r}"
         )
+    if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+        getattr(value, "__call__", None)  # noqa: B004 - objects with an async __call__
+    ):
+        raise ImproperlyConfigured(
+            f"settings.{SETTING_NAME}['IDENTIFY_USER'] = {value!r} is async: request.outlit "
+            "calls it synchronously (in async views too), so give a plain function"
+        )
     function: IdentityFunction = value
     return function
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
 
 
 def _load_transport(path: str) -> Any:
     try:
         factory = import_string(path)
-    except ImportError as exc:
+    except Exception as exc:  # ImportError, or whatever the module raises as it loads
         raise ImproperlyConfigured(
-            f"settings.{SETTING_NAME}['TRANSPORT'] = {path!r} cannot be imported: {exc}"
+            f"settings.{SETTING_NAME}['TRANSPORT'] = {path!r} cannot be imported: {_describe(exc)}"
         ) from exc
-    return factory() if callable(factory) else factory
+    if not callable(factory):
+        return factory
+    try:
+        return factory()
+    except Exception as exc:
+        raise ImproperlyConfigured(
+            f"settings.{SETTING_NAME}['TRANSPORT'] = {path!r} raised when called: {_describe(exc)}"
+        ) from exc

@@ -22,6 +22,7 @@ from outlit._tracker import lookup_tracker
 
 from . import asgi, conf
 from .client import _proxy, get_client, resolved_options
+from .identity import default_identity
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
@@ -111,8 +112,14 @@ class OutlitMiddleware:
             is_async = _async_views[view_func]  # _is_async_view(), without the call once known
         except (KeyError, TypeError):
             is_async = _is_async_view(view_func)
-        if is_async and conf.get_settings().identity is not None:
-            _load_user(request)
+        if is_async:
+            identity = conf.get_settings().identity
+            if identity is not None:
+                _load_user(request)
+                if identity is not default_identity:
+                    # An identity function of the app's own may query the database as well
+                    # (request.user.organization): look the identity up now, in sync code.
+                    _resolve_identity(request)
         return None
 
     async def _aprocess_view(
@@ -128,7 +135,8 @@ class OutlitMiddleware:
             is_async = _async_views[view_func]  # _is_async_view(), without the call once known
         except (KeyError, TypeError):
             is_async = _is_async_view(view_func)
-        if is_async and conf.get_settings().identity is not None:
+        identity = conf.get_settings().identity if is_async else None
+        if identity is not None:
             auser = getattr(request, "auser", None)
             if auser is not None:
                 try:
@@ -140,6 +148,11 @@ class OutlitMiddleware:
                     request.user = user
             elif hasattr(request, "user"):  # Django 4.2 has no request.auser()
                 await sync_to_async(_load_user)(request)
+            if identity is not default_identity:
+                # An identity function of the app's own may query the database as well
+                # (request.user.organization), which Django refuses inside the event loop:
+                # look the identity up now, in Django's sync thread.
+                await sync_to_async(_resolve_identity)(request)
         return None
 
 
@@ -167,6 +180,12 @@ def _load_user(request: HttpRequest) -> None:
             _ = user.is_authenticated
     except Exception:
         _could_not_load(request)
+
+
+def _resolve_identity(request: HttpRequest) -> None:
+    tracker = request.__dict__.get("outlit")
+    if isinstance(tracker, BoundTracker) and tracker._ids is None:
+        tracker._resolve()  # logs what the function raises; never raises itself
 
 
 def _could_not_load(request: HttpRequest) -> None:

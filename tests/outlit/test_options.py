@@ -252,9 +252,11 @@ def test_repr_of_options_and_client_masks_the_public_key(clients):
 
 
 def test_options_from_config_maps_upper_case_keys_and_reports_unknown_ones():
-    kwargs, unknown = options_from_config({"PUBLIC_KEY": "pk_1", "TIMOUT": 3, "MAX_BATCH_SIZE": 10})
+    kwargs, unknown = options_from_config(
+        {"PUBLIC_KEY": "pk_1", "TIMOUT": 3, "MAX_BATCH_SIZE": 10, "timeout": 1, "Enabled": False}
+    )
     assert kwargs == {"public_key": "pk_1", "max_batch_size": 10}
-    assert unknown == ["TIMOUT"]
+    assert unknown == ["TIMOUT", "timeout", "Enabled"]
 
 
 def test_options_from_config_with_a_prefix_reads_only_prefixed_keys():

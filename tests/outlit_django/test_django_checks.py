@@ -157,6 +157,22 @@ class ValueChecks(SimpleTestCase):
         (message,) = outlit_messages(**BASE_OUTLIT, IDENTIFY_USER=42)
         assert message.id == "outlit_django.E006"
 
+    def test_a_module_that_fails_to_load_is_reported_not_raised(self):
+        messages = outlit_messages(
+            **BASE_OUTLIT,
+            IDENTIFY_USER="djtestproject.fails_to_load.identity",
+            TRANSPORT="djtestproject.fails_to_load.transport",
+        )
+        assert ids(messages) == ["outlit_django.E006", "outlit_django.E006"]
+        assert all("NameError: name 'undefined_name' is not defined" in m.msg for m in messages)
+
+    def test_an_async_identity_function_is_refused(self):
+        (message,) = outlit_messages(
+            **BASE_OUTLIT, IDENTIFY_USER="djtestproject.identity.async_identity"
+        )
+        assert message.id == "outlit_django.E006"
+        assert "is async: request.outlit calls it synchronously" in message.msg
+
     def test_an_unknown_key_suggests_the_closest_one(self):
         (message,) = outlit_messages(**BASE_OUTLIT, FLUSH_INTERVALL=5)
         assert message.id == "outlit_django.W003"

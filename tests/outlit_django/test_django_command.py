@@ -59,6 +59,18 @@ def test_check_says_where_the_key_comes_from_and_skips_the_host_when_disabled(
     assert "FAIL" not in output
 
 
+def test_check_of_a_disabled_setup_without_a_key_passes_as_the_system_checks_do(
+    configure_outlit, monkeypatch
+):
+    # A staging pipeline with tracking off: `manage.py check` says nothing, and neither
+    # must this command fail.
+    monkeypatch.delenv("OUTLIT_PUBLIC_KEY", raising=False)
+    configure_outlit(PUBLIC_KEY=None, ENABLED=False)
+    output = run("check")
+    assert "ok   public key  none, and none needed while ENABLED is False" in output
+    assert "FAIL" not in output
+
+
 def test_check_reports_a_missing_key(configure_outlit, collector):
     configure_outlit(PUBLIC_KEY=None, API_HOST=collector.url, TRANSPORT=None)
     out = StringIO()

@@ -424,6 +424,31 @@ class AsyncTests(OutlitTestCase):
         return self.transport.events
 
 
+class AsyncViewWithDatabaseIdentityTests(OutlitTestCase):
+    # Django refuses a query inside the event loop: an identity function that queries the
+    # database is looked up before the async view, in sync code.
+    outlit_settings: ClassVar[dict[str, Any]] = {
+        "IDENTIFY_USER": "djtestproject.identity.database_identity"
+    }
+
+    async def test_under_asgi(self):
+        client = AsyncClient()
+        await force_login(client, self.jane)
+        with self.assertNoLogs("outlit", logging.ERROR):
+            assert (await self.acall(client)).status_code == 200
+        assert await outlit.aflush(timeout=5)
+        (event,) = self.transport.events
+        assert (event["userId"], event["customerId"]) == (str(self.jane.pk), "org_jane")
+
+    def test_under_wsgi(self):
+        client = Client()
+        client.force_login(self.jane)
+        with self.assertNoLogs("outlit", logging.ERROR):
+            assert self.call(client, path="/acall/").status_code == 200
+        (event,) = self.sent()
+        assert (event["userId"], event["customerId"]) == (str(self.jane.pk), "org_jane")
+
+
 class NoThreadHopTests(TestCase):
     """Django adapts a middleware that cannot run in the handler's mode with a thread hop per
     request (and logs it at DEBUG when settings.DEBUG). OutlitMiddleware must never need one."""

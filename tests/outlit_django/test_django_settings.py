@@ -130,6 +130,28 @@ def test_public_key_and_host_fall_back_to_the_environment(monkeypatch, configure
     assert outlit.options.enabled
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_key_falls_back_to_the_environment_as_the_checks_say(
+    monkeypatch, configure_outlit, blank
+):
+    # The system checks pass this setting (blank counts as "use the environment"): the
+    # client must agree, not refuse to start the server.
+    from django.core.management import call_command
+
+    monkeypatch.setenv("OUTLIT_PUBLIC_KEY", "pk_from_environment")
+    configure_outlit(PUBLIC_KEY=blank)
+    call_command("check")  # raises SystemCheckError on any error
+    assert outlit.options.public_key == "pk_from_environment"
+    assert outlit.options.enabled
+
+
+def test_only_upper_case_keys_set_client_options(configure_outlit, caplog):
+    # Lower-case keys are reported as unknown by the checks (W003): they must not be used.
+    configure_outlit(enabled=False, max_batch_size=500)
+    assert outlit.options.enabled
+    assert outlit.options.max_batch_size == 100
+
+
 @pytest.mark.parametrize(("debug", "level"), [(True, logging.WARNING), (False, logging.ERROR)])
 def test_without_a_key_tracking_is_accepted_and_nothing_is_sent(
     configure_outlit, caplog, debug, level

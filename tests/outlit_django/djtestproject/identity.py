@@ -39,3 +39,16 @@ def make_transport() -> Any:
 
 
 made: list[Any] = []
+
+
+async def async_identity(request: HttpRequest) -> dict[str, Any]:
+    """Refused: request.outlit calls the identity function synchronously."""
+    return {}
+
+
+def database_identity(request: HttpRequest) -> dict[str, Any]:
+    """Queries the database, as an app's own function often does (the user's organisation)."""
+    from django.contrib.auth.models import User
+
+    user = User.objects.get(pk=request.user.pk)
+    return {"user_id": str(user.pk), "customer_id": f"org_{user.username}"}
