@@ -204,6 +204,12 @@ def _check_option_values(values: dict[str, Any]) -> list[CheckMessage]:
     return messages
 
 
+def integration_errors() -> list[CheckMessage]:
+    """What the checks find wrong with the integration's own keys of the current setting
+    (the middleware refuses to load with any)."""
+    return _check_integration_values({**conf.DEFAULTS, **conf.user_settings()})
+
+
 def _check_integration_values(values: dict[str, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     try:

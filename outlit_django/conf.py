@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -96,7 +97,9 @@ class OutlitSettings:
         timeout = values["REQUEST_FLUSH_TIMEOUT"]
         self.request_flush_timeout = (
             float(timeout)
-            if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0
+            if isinstance(timeout, (int, float))
+            and not isinstance(timeout, bool)
+            and 0 < timeout < math.inf
             else DEFAULT_REQUEST_FLUSH_TIMEOUT
         )
 

@@ -71,8 +71,15 @@ class OutlitMiddleware:
                 "settings.OUTLIT are not picked up, and manage.py check skips Outlit's checks)."
             )
         # Settings the client would refuse fail here, when the server loads the middleware,
-        # instead of on the first request. The client itself is still created lazily.
+        # instead of on the first request; so do the integration's own switches and timeout,
+        # which would otherwise fall back to their defaults unsaid (servers do not run the
+        # system checks). The client itself is still created lazily.
         resolved_options()
+        from .checks import integration_errors
+
+        errors = integration_errors()
+        if errors:
+            raise ImproperlyConfigured(f"{errors[0].msg} {errors[0].hint}")
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         # Under ASGI, the first request checks once that OutlitLifespan flushes at shutdown.

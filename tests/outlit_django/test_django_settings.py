@@ -218,6 +218,23 @@ def test_the_middleware_refuses_bad_settings_when_the_server_loads_it(configure_
     assert peek_client() is None
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("FLUSH_ON_REQUEST_FINISHED", 1),
+        ("IDENTIFY_ON_LOGIN", "yes"),
+        ("REQUEST_FLUSH_TIMEOUT", float("inf")),
+    ],
+)
+def test_the_middleware_refuses_bad_integration_values_when_the_server_loads_it(
+    configure_outlit, key, value
+):
+    # Servers do not run the system checks: these would silently fall back to the defaults.
+    configure_outlit(**{key: value})
+    with pytest.raises(ImproperlyConfigured, match=rf"OUTLIT\['{key}'\] must be"):
+        Client().get("/quiet/")
+
+
 def test_the_middleware_without_the_app_in_installed_apps_is_refused_at_load(configure_outlit):
     # Without the app, identify-on-login, the settings reset and the checks would silently not
     # run: the server refuses to start instead.
