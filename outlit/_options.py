@@ -180,6 +180,14 @@ def resolve_options(
         raise OptionError("public_key must start with 'pk_' (find it in Outlit's settings)")
     if "/" in public_key or "?" in public_key or "#" in public_key:
         raise OptionError("public_key must not contain '/', '?' or '#'")
+    if public_key == "pk_":
+        raise OptionError("public_key is only 'pk_': copy the whole key from Outlit's settings")
+    if not (public_key.isascii() and public_key.isprintable()) or " " in public_key:
+        # It goes into the request's path as it is: the request would be malformed.
+        raise OptionError(
+            "public_key must not contain spaces or non-ASCII characters: copy it again from "
+            "Outlit's settings"
+        )
     from ._retry import RetryPolicy
 
     if retry is None:
