@@ -133,6 +133,7 @@ class Outlit:
         # Set when a shutdown() has finished, with its result: a concurrent call waits for it.
         self._shut_down = threading.Event()
         self._shutdown_result: FlushResult | None = None
+        self._shutting_down_in: int | None = None  # the thread running shutdown(), if any
         self._max_queue = self.options.max_queue_size
         # The request path compares the queue's length (before appending) with these two only:
         # _room is 0 unless the client is running, which sends every call to _has_room().
@@ -282,7 +283,7 @@ class Outlit:
             if self._closed_at_exit:
                 # The process is exiting and the app never called shutdown(): a daemon thread
                 # or a later atexit hook still tracking must not get an exception for it.
-                self._worker.note_caller_drop("shutdown")
+                self._worker.note_caller_drop("after_exit")
                 return False
             raise _closed_error()
         # The lock only elects the call that starts the worker; the start happens outside it.
@@ -333,7 +334,7 @@ class Outlit:
     @property
     def queue_size(self) -> int:
         """Events accepted but not yet delivered (waiting or being sent right now)."""
-        return self._worker.queue.events_waiting() + self._worker.inflight
+        return self._worker.pending()
 
     @property
     def stats(self) -> ClientStats:
@@ -428,6 +429,8 @@ class Outlit:
             with self._state_lock:
                 if not self._starting or time.monotonic() >= deadline:
                     was = self._state
+                    if was != _CLOSED:
+                        self._shutting_down_in = threading.get_ident()
                     self._set_state(_CLOSED)
                     break
             self._wait_for_start(deadline)
@@ -436,10 +439,26 @@ class Outlit:
         if was == _CLOSED:
             # Another call's shutdown may still be flushing (a daemon thread's, when the
             # exit-time one comes): wait for it, within this call's own limit, and say how it
-            # ended.
-            if not self._shut_down.wait(max(deadline - time.monotonic(), 0.0)):
-                return FlushResult(False, self.queue_size)
+            # ended. Not when that call is this thread's own, interrupted by a signal handler
+            # that shuts down: it cannot go on until the handler returns.
+            if self._shutting_down_in == threading.get_ident() or not self._shut_down.wait(
+                max(deadline - time.monotonic(), 0.0)
+            ):
+                pending = self.queue_size
+                return FlushResult(pending == 0, pending)
             return self._shutdown_result or FlushResult(True, 0)
+        result = FlushResult(True, 0)
+        try:
+            result = self._shut_down_now(was, limit)
+        finally:
+            self._shutdown_result = result
+            self._shutting_down_in = None
+            self._shut_down.set()
+        return result
+
+    def _shut_down_now(self, was: int, limit: float) -> FlushResult:
+        from ._worker import FlushResult
+
         started = time.monotonic()
         result = FlushResult(True, 0)
         if was == _NEW and self._worker.queue.events_waiting():
@@ -474,10 +493,10 @@ class Outlit:
             # A worker still inside a send (it outlived the join) keeps the transport; the
             # process is exiting or the thread ends after that one request.
             self._transport.close()
+        # Drops counted on callers' threads while no worker ran to signal them.
+        self._worker.signal_caller_drops()
         _live_clients.discard(self)
         _running_clients.discard(self)
-        self._shutdown_result = result
-        self._shut_down.set()
         return result
 
     close = shutdown
@@ -580,6 +599,11 @@ class Outlit:
         # worker thread (which did not survive fork) starts again on first use.
         self._state_lock = threading.RLock()
         self._starting = False
+        if self._state == _CLOSED and not self._shut_down.is_set():
+            # A shutdown under way in a parent's thread, which the child does not have: the
+            # child's own (at its exit) must not wait for it.
+            self._shutting_down_in = None
+            self._shut_down.set()
         self._worker.reset(after_fork=True)
         self._bind_queue()
         if self._state == _RUNNING:

@@ -81,6 +81,11 @@ def check_connectivity(
         proxy = _proxy_for(transport, scheme, host)
         via = ""
         if proxy is not None:
+            proxy_scheme = urlsplit(proxy if "://" in proxy else f"http://{proxy}").scheme
+            if proxy_scheme != "http" and isinstance(transport, HttpxTransport):
+                # httpx also speaks https:// and socks5:// proxies: not checked here.
+                note = f"not checked: through the {proxy_scheme} proxy that httpx uses"
+                return [Check("connect", True, note), *checks]
             via = f" (the proxy for {host})"
             host, port, _ = _parse_proxy(proxy)
     except TransportError as exc:
@@ -121,6 +126,8 @@ def _proxy_for(transport: Transport | None, scheme: str, host: str) -> str | Non
             return given
         if given is not None or transport._client_kwargs.get("mounts"):
             return None  # an httpx.Proxy or mounts: not ours to read; the direct check stands
+        if transport._client_kwargs.get("trust_env") is False:
+            return None
         return HTTPTransport()._proxy_for(scheme, host)  # httpx reads the same variables
     if isinstance(transport, HTTPTransport):
         return transport._proxy_for(scheme, host)

@@ -328,10 +328,12 @@ def _identity_args(found: Any, failed: str = _WITHOUT_IDENTITY) -> tuple[Any, ..
 
 
 def _no_identity_field(found: dict[Any, Any], failed: str) -> tuple[Any, ...]:
-    """An answer with no identity field set: no identity (as for an anonymous request) when
-    it names only identity fields, else an identity function spelling them otherwise
-    (``userId``, ``user``), which is logged and fails."""
-    unknown = [key for key in found if key not in IDENTITY_KEYS]
+    """An answer with no identity field set: no identity (as for an anonymous request), unless
+    it names no identity field at all but gives other keys values: then the identity function
+    spells them otherwise (``userId``, ``user``), which is logged and fails."""
+    if any(key in IDENTITY_KEYS for key in found):
+        return _NO_IDS  # {"user_id": None, "name": None}: anonymous, spelled right
+    unknown = [key for key, value in found.items() if value]
     if not unknown:
         return _NO_IDS
     import difflib  # only for a misspelled answer: `import outlit` stays cheap

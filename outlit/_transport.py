@@ -177,11 +177,16 @@ class HTTPTransport(_FirstUseGuard):
 
     def _prepare(self, request: Request) -> bool:
         # What a send imports on first use: urllib.request for the proxy variables (in
-        # _target), ssl and the idna codec (which the TLS handshake uses for the host name).
+        # _target), ssl, and the idna codec, which getaddrinfo and the TLS handshake use for
+        # host names.
         target = self._targets.get(request.url) or self._target(request.url)
-        if target.tls_host is not None:
-            self._context()
-            target.tls_host.encode("idna")
+        try:
+            target.address[0].encode("idna")
+            if target.tls_host is not None:
+                self._context()
+                target.tls_host.encode("idna")
+        except UnicodeError as exc:
+            raise TransportError(f"bad host name in {request.url!r}: {exc}") from exc
         return True
 
     def _send(self, request: Request) -> Response:

@@ -41,6 +41,8 @@ DROP_SHUTDOWN = "shutdown"
 DROP_UNENCODABLE = "unencodable"
 # A call that named no identity on a tracker whose identity function failed (see _tracker).
 DROP_IDENTITY_FAILED = "identity_failed"
+# A call made after the exit-time shutdown (a daemon thread's, a later atexit hook's).
+DROP_AFTER_EXIT = "after_exit"
 
 # uuids are made this many at a time: one call for ten full batches costs less than ten, above
 # all when the worker wakes with cold caches. (A forked child starts with none: see reset().)
@@ -530,11 +532,26 @@ class Worker:
         shutdown. Counted here, signalled by the worker (or at the next shutdown)."""
         with self.counter_lock:
             self._count_caller_drop(reason)
+        if reason == DROP_AFTER_EXIT:
+            self._signal_caller_drops()  # no worker will wake again: the process is exiting
 
     def _count_caller_drop(self, reason: str) -> None:
         # Under counter_lock.
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
         self.unsignalled[reason] = self.unsignalled.get(reason, 0) + 1
+
+    def pending(self) -> int:
+        """Events waiting or in flight. ``inflight`` is read before and after the queue: a
+        batch moves between the two (taken, or put back for a retry) while this reads, and it
+        must be counted in one of them, never in neither (a flush() would return at once)."""
+        before = self.inflight
+        waiting = self.queue.events_waiting()
+        return waiting + max(before, self.inflight)
+
+    def signal_caller_drops(self) -> None:
+        """Send now what _signal_caller_drops would when the worker next wakes (from shutdown(),
+        for drops counted while no worker ran)."""
+        self._signal_caller_drops()
 
     def _signal_caller_drops(self) -> None:
         """One events_dropped signal per reason for the drops callers counted since the last."""
@@ -595,12 +612,11 @@ class Worker:
     def stats(self) -> ClientStats:
         with self.counter_lock:
             dropped = dict(self.dropped)
-        queued = self.queue.events_waiting() + self.inflight
+        queued = self.pending()
         dropped_total = sum(dropped.values())
         # Dropped before they were queued: never counted as enqueued.
-        after_enqueue = (
-            dropped_total - dropped.get(DROP_QUEUE_FULL, 0) - dropped.get(DROP_IDENTITY_FAILED, 0)
-        )
+        before_enqueue = (DROP_QUEUE_FULL, DROP_IDENTITY_FAILED, DROP_AFTER_EXIT)
+        after_enqueue = dropped_total - sum(dropped.get(reason, 0) for reason in before_enqueue)
         return ClientStats(
             enqueued=queued + self.delivered + after_enqueue,
             queued=queued,

@@ -15,7 +15,7 @@ logged and otherwise ignored.
     ``"invalid_key"``, ``"shutdown"`` (still queued when the exit-time wait ran out),
     ``"unencodable"`` (a value the JSON encoder could not handle; not expected to happen) or
     ``"identity_failed"`` (a request-bound tracker's call that named no identity, after its
-    identity function failed).
+    identity function failed) or ``"after_exit"`` (a call made after the exit-time shutdown).
 
 Example::
 

@@ -336,7 +336,7 @@ class Outlit:
     async def flush_queued(self) -> None:
         """Wait, at most ``flush_after_response_timeout``, until queued events are delivered.
 
-        The wait happens in a thread, so the event loop keeps serving; nothing is raised.
+        The wait takes no thread, and the event loop keeps serving; nothing is raised.
         """
         client = self._client
         if client.queue_size == 0:  # skip the thread hop when there is nothing to send

@@ -11,7 +11,7 @@ receiver must not use ``current_app``, ``g`` or ``request``.
     A send failed; ``retry_in`` is None when those events will not be sent again.
 ``events_dropped(client, count, reason, messages)``
     ``count`` events will never be delivered (``reason``: queue_full, rejected, too_large,
-    invalid_key, shutdown, unencodable, identity_failed).
+    invalid_key, shutdown, unencodable, identity_failed, after_exit).
 
 Sent by the extension, with the app as sender, inside the app context:
 

@@ -4,6 +4,7 @@ against a running collector and fail, in plain words and exit 1, when something 
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -88,3 +89,25 @@ def test_a_placeholder_key_fails(collector: Collector, capsys: pytest.CaptureFix
     code = main(["doctor", "--public-key", "pk_...", "--api-host", collector.url])
     assert code != 0
     assert "looks like a placeholder" in capsys.readouterr().out
+
+
+def test_the_connection_check_follows_what_an_httpx_transport_would_do(monkeypatch):
+    from outlit import HttpxTransport
+    from outlit._doctor import check_connectivity
+
+    with socket.socket() as direct:
+        direct.bind(("127.0.0.1", 0))
+        direct.listen()
+        host = f"http://127.0.0.1:{direct.getsockname()[1]}"
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # trust_env=False: httpx ignores the variables and connects directly.
+        checks = check_connectivity(host, 2.0, HttpxTransport(trust_env=False))
+        assert [(c.name, c.ok) for c in checks] == [("DNS", True), ("connect", True)]
+        assert "proxy" not in checks[1].detail
+    # A proxy scheme that only httpx speaks is not reported as a failure.
+    (check,) = check_connectivity(
+        "https://app.outlit.ai", 2.0, HttpxTransport(proxy="socks5://127.0.0.1:9")
+    )
+    assert check.ok and "not checked: through the socks5 proxy" in check.detail

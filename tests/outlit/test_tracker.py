@@ -352,9 +352,17 @@ def test_a_sync_function_returning_a_coroutine_is_told_to_be_async(client, caplo
 
 
 @pytest.mark.parametrize(
-    "answer", [None, {}, {"email": "  ", "user_id": ""}, {"user_id": None, "email": None}]
+    "answer",
+    [
+        None,
+        {},
+        {"email": "  ", "user_id": ""},
+        {"user_id": None, "email": None},
+        {"user_id": None, "name": None},  # an identity field, and another key, both empty
+        {"is_authenticated": False},
+    ],
 )
-def test_an_identity_function_that_finds_no_user_leaves_the_call_to_raise(client, answer):
+def test_an_identity_function_that_finds_no_user_leaves_the_call_to_raise(client, caplog, answer):
     # Not a failure: an anonymous request. A call there without an identity of its own is
     # the view's programming error, which surfaces at the call site as in the core client.
     c, _ = client
@@ -367,6 +375,7 @@ def test_an_identity_function_that_finds_no_user_leaves_the_call_to_raise(client
     with pytest.raises(InvalidEventError, match="needs at least one of"):
         tracker.user.activate()
     assert c.stats.dropped == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_identity_values_of_key_types_become_strings_and_others_are_left_out(client, caplog):

@@ -9,6 +9,8 @@ import json
 import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -479,3 +481,18 @@ def test_both_transports_deliver_through_the_client(make, collector: Collector):
     events = collector.events(limit=1000)
     assert sorted(int(e["userId"][1:]) for e in events) == list(range(250))
     assert len({e["uuid"] for e in events}) == 250
+
+
+def test_the_first_requests_imports_happen_before_it_leaves_the_fork_lock():
+    # getaddrinfo imports the idna codec on first use: that must happen in _prepare (under
+    # the lock fork() waits for), not in the request itself (outside it).
+    code = (
+        "import sys\n"
+        "from outlit._transport import HTTPTransport, Request\n"
+        "HTTPTransport()._prepare(Request('http://127.0.0.1:9/e', b'{}', 1.0))\n"
+        "print('encodings.idna' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "True"

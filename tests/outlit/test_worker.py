@@ -922,6 +922,65 @@ def test_flush_during_the_encoding_of_a_batch_waits_for_its_delivery(clients):
     assert transport.events[0]["properties"] == {"r": {"rows": 3}}
 
 
+def test_a_batch_put_back_for_a_retry_while_queue_size_reads_is_still_counted(clients, monkeypatch):
+    # queue_size reads the queue, then the batch in flight; the worker may put the batch back
+    # and stop counting it in flight between the two reads. flush() returns at once when it
+    # reads 0, with everything still queued.
+    client, _ = clients()
+    worker = client._worker
+    worker.inflight = 5
+
+    def waiting_read_before_the_batch_came_back() -> int:
+        worker.inflight = 0  # meanwhile: requeued (after this read), then no longer in flight
+        return 0
+
+    monkeypatch.setattr(worker.queue, "events_waiting", waiting_read_before_the_batch_came_back)
+    assert client.queue_size == 5
+
+
+def test_a_shutdown_from_a_signal_handler_during_shutdown_does_not_wait_for_itself(clients):
+    client, _ = clients()
+    track_many(client, 3)
+    worker = client._worker
+    stop = worker.stop
+    inner: list[tuple[float, Any]] = []
+
+    def stop_interrupted_by_a_handler(timeout: float) -> None:
+        started = time.monotonic()
+        result = client.shutdown(timeout=3)  # as a SIGTERM handler would, on the same thread
+        inner.append((time.monotonic() - started, result))
+        stop(timeout)
+
+    worker.stop = stop_interrupted_by_a_handler  # type: ignore[method-assign]
+    assert client.shutdown(timeout=3)
+    ((took, result),) = inner
+    assert took < 0.5, f"the handler's shutdown waited {took:.1f} s for the one it interrupted"
+    assert result.settled  # everything was already delivered by then
+
+
+def test_a_shutdown_that_raised_does_not_make_the_next_one_wait(clients):
+    class ClosingFails(MockTransport):
+        def close(self) -> None:
+            raise OSError("close failed")
+
+    client, _ = clients(transport=ClosingFails())
+    track_many(client, 1)
+    with pytest.raises(OSError):
+        client.shutdown(timeout=3)
+    started = time.monotonic()
+    client.shutdown(timeout=3)
+    assert time.monotonic() - started < 0.5
+
+
+def test_identity_drops_of_a_client_that_never_started_are_signalled_at_shutdown(clients):
+    dropped = Receiver()
+    client, _ = clients()
+    with signals.events_dropped.connected_to(dropped, sender=client):
+        client.bind(lambda: ["not", "a", "mapping"]).track(event_name="e")
+        client.shutdown()
+    assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(1, "identity_failed")]
+
+
 def test_a_call_from_a_signal_handler_cannot_hang_the_thread_it_interrupted(clients):
     # A signal handler runs on the main thread between two of its bytecodes, possibly while
     # that thread holds one of the locks a tracking call takes: the handler's own call must
