@@ -572,10 +572,11 @@ def test_queue_full_drops_are_signalled_within_the_flush_interval_during_a_long_
     # as the latest time a queue_full drop is signalled.
     dropped = Receiver()
     client, _ = clients(
-        lambda request: 503,
+        # Retry-After, not the policy's backoff, whose full jitter may make it short.
+        lambda request: Response(503, {"retry-after": "30"}),
         max_queue_size=2,
         flush_interval=0.2,
-        retry=RetryPolicy(initial_backoff=30.0, max_backoff=30.0),
+        retry=RetryPolicy(initial_backoff=30.0, max_backoff=30.0, max_retry_after=60.0),
     )
     with signals.events_dropped.connected_to(dropped, sender=client):
         track_many(client, 2)
