@@ -133,14 +133,21 @@ def test_response_is_sent_before_the_flush_starts_waiting(make_outlit, collector
     assert collector.stats.events_stored == 3
 
 
-def test_the_wait_is_bounded_by_flush_after_response_timeout(make_outlit, collector):
-    collector.latency = 1.2
-    outlit = make_outlit(
+def _bounded_against_a_slow_collector(
+    make_outlit: Any, collector: Any, latency: float, timeout: float
+) -> Outlit:
+    collector.latency = latency
+    outlit: Outlit = make_outlit(
         api_host=collector.url,
         flush_interval=300,
         flush_after_response=True,
-        flush_after_response_timeout=0.2,
+        flush_after_response_timeout=timeout,
     )
+    return outlit
+
+
+def test_the_wait_is_bounded_by_flush_after_response_timeout(make_outlit, collector):
+    outlit = _bounded_against_a_slow_collector(make_outlit, collector, latency=1.2, timeout=0.2)
     result = asyncio.run(_call(_dependency_app(outlit), "POST", "/export"))
     assert 0.15 <= result["returned"] - result["started"] < 0.8
     # Given up on by this request, not by the client: the send in progress completes.
@@ -150,13 +157,7 @@ def test_the_wait_is_bounded_by_flush_after_response_timeout(make_outlit, collec
 def test_with_the_middleware_and_the_dependency_a_request_waits_once(make_outlit, collector):
     # The serverless section adds the middleware while routes keep Depends(outlit): the
     # dependency leaves the wait to the middleware instead of adding a second one.
-    collector.latency = 1.5
-    outlit = make_outlit(
-        api_host=collector.url,
-        flush_interval=300,
-        flush_after_response=True,
-        flush_after_response_timeout=0.3,
-    )
+    outlit = _bounded_against_a_slow_collector(make_outlit, collector, latency=1.5, timeout=0.3)
     app = _dependency_app(outlit)
     app.add_middleware(OutlitMiddleware, outlit=outlit)
     result = asyncio.run(_call(app, "POST", "/export"))
