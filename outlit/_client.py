@@ -511,13 +511,14 @@ class Outlit:
         from ._queue import FlushMarker
 
         worker = self._worker
-        if self._starting or not worker.alive:
-            # Rare (the worker is starting, or cannot run): flush() waits or sends on its own.
+        if self._starting:  # rare: flush() waits for the start, which takes a thread here
             return await asyncio.to_thread(self.flush, timeout)
         limit = DEFAULT_FLUSH_TIMEOUT if timeout is None else _wait_limit("timeout", timeout)
         early = self._flush_needless(limit)
         if early is not None:
             return early
+        if not worker.alive:  # rare: no worker can run, and flush() sends on its own
+            return await asyncio.to_thread(self.flush, timeout)
         loop = asyncio.get_running_loop()
         woken = loop.create_future()
 
