@@ -258,6 +258,20 @@ _WITHOUT_IDENTITY = (
 )
 
 
+def is_async_callable(function: Any) -> bool:
+    """Whether calling ``function`` gives a coroutine: an ``async def`` function, a partial of
+    one, or an object with an async ``__call__`` (the adapters refuse or await such identity
+    functions)."""
+    import functools
+    import inspect  # only when an adapter is set up: `import outlit` stays cheap
+
+    while isinstance(function, functools.partial):
+        function = function.func
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None)  # noqa: B004 - objects with an async __call__
+    )
+
+
 def failed_tracker(client: Outlit) -> BoundTracker:
     """A tracker whose identity function has already failed (and been logged) elsewhere, as an
     async one awaited by an adapter: calls that name no identity are dropped and counted."""

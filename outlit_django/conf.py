@@ -4,7 +4,6 @@ setting changes (``override_settings`` in tests sends ``setting_changed``, see `
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from outlit import (
     DEFAULT_TIMEOUT,
 )
 from outlit._options import ENV_PUBLIC_KEY, options_from_config
+from outlit._tracker import is_async_callable
 
 from .identity import through_reference
 
@@ -159,9 +159,7 @@ def load_identity_function(value: Any) -> IdentityFunction | None:
             f"settings.{SETTING_NAME}['IDENTIFY_USER'] must be True, False, or a function "
             f"taking the request (or its dotted path), got {value!r}"
         )
-    if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
-        getattr(value, "__call__", None)  # noqa: B004 - objects with an async __call__
-    ):
+    if is_async_callable(value):
         raise ImproperlyConfigured(
             f"settings.{SETTING_NAME}['IDENTIFY_USER'] = {value!r} is async: request.outlit "
             "calls it synchronously (in async views too), so give a plain function"

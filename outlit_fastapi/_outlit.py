@@ -24,7 +24,7 @@ from outlit import (
     BoundTracker,
     OptionError,
 )
-from outlit._tracker import failed_tracker, lookup_tracker, user_identity
+from outlit._tracker import failed_tracker, is_async_callable, lookup_tracker, user_identity
 
 if TYPE_CHECKING:
     from fastapi.params import Depends
@@ -90,14 +90,6 @@ def _identify_lazily(identify: Callable[[Any], Any], connection: HTTPConnection)
     if type(found) is dict:  # what _checked_identity allows first, without its call
         return found
     return _checked_identity(found)
-
-
-def _is_async_callable(function: Any) -> bool:
-    while isinstance(function, functools.partial):
-        function = function.func
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
-        getattr(function, "__call__", None)  # noqa: B004 - objects with an async __call__
-    )
 
 
 def _is_depends(value: Any) -> bool:
@@ -216,7 +208,7 @@ class Outlit:
         self.flush_after_response = flush_after_response
         self.flush_after_response_timeout = float(flush_after_response_timeout)
         self._identify: Any = identify
-        self._identify_is_async = identify is not None and _is_async_callable(identify)
+        self._identify_is_async = identify is not None and is_async_callable(identify)
         self._identify_is_depends = identify is not None and _is_depends(identify)
         # A sync function of the request: called lazily by the tracker.
         self._identify_is_plain = identify is not None and not (

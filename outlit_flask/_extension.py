@@ -3,7 +3,6 @@ when a user logs in, and an optional bounded flush when the app context tears do
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -14,7 +13,7 @@ from outlit import BoundTracker, OptionError
 from outlit import Outlit as OutlitClient
 from outlit._log import get_logger
 from outlit._options import OPTION_NAMES
-from outlit._tracker import login_identity, source_tracker, user_identity
+from outlit._tracker import is_async_callable, login_identity, source_tracker, user_identity
 
 from ._cli import outlit_cli
 from ._config import CONFIG_DEFAULTS, FlaskSettings, read_config
@@ -370,10 +369,7 @@ def _globals_class(base: type[Any], hooks: _AppHooks) -> type[Any]:
 def _checked_loader(loader: LoaderT) -> LoaderT:
     # Called synchronously on every request that needs the identity: an async one would only
     # give an unawaited coroutine there, request after request.
-    if (
-        inspect.iscoroutinefunction(loader)
-        or inspect.iscoroutinefunction(getattr(loader, "__call__", None))  # noqa: B004
-    ):
+    if is_async_callable(loader):
         raise TypeError(
             f"the identity loader {getattr(loader, '__qualname__', loader)!r} is async; "
             "g.outlit calls it synchronously: register a plain function"
