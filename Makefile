@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint types pytest browser bench tox clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hatch_build.py outlit/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
@@ -26,8 +26,15 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy --strict outlit outlit_django outlit_flask outlit_fastapi
 
+# The core's unit tests run twice: with the compiled fast paths (outlit/_speedups.c, built at
+# install when a C compiler is present) and without them, as installs without a compiler run.
+PURE_PYTHON_TESTS := tests/outlit/test_events.py tests/outlit/test_tracker.py \
+	tests/outlit/test_worker.py tests/outlit/test_batch_encoding.py \
+	tests/outlit/test_public_api.py tests/outlit/test_speedups.py
+
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+	OUTLIT_PURE_PYTHON=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(PURE_PYTHON_TESTS)
 
 # The viewer page test drives Debian's Chromium; install it when missing (as root, like CI).
 # If it cannot be installed, that one test is skipped and says why.

@@ -614,6 +614,7 @@ def _environment() -> dict[str, str]:
     import platform
     from importlib import metadata
 
+    from outlit._compiled import describe
     from outlit._encoding import ENCODER_NAME
 
     try:
@@ -625,6 +626,7 @@ def _environment() -> dict[str, str]:
         "python": platform.python_version(),
         "httpx": httpx_version,
         "json encoder": ENCODER_NAME,
+        "fast paths": describe(),
     }
 
 

@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 
+from ._compiled import speedups
 from ._events import (
     TRACK_IDENTITY,
     build_billing_event,
@@ -42,7 +43,7 @@ from ._options import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime as _dt
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from types import TracebackType
     from typing import Any
 
@@ -59,6 +60,13 @@ if TYPE_CHECKING:
 
 
 _now = time.time
+
+# The compiled body of track()'s usual call, when built (see _compiled): it queues the call and
+# returns True, or returns False for the Python code of Outlit.track to handle it.
+_queue_track: Callable[..., bool] | None = None
+if speedups is not None:
+    speedups.use_client_globals(globals())
+    _queue_track = speedups.queue_track
 
 
 def _closed_error() -> ClientClosedError:
@@ -170,6 +178,21 @@ class Outlit:
     ) -> None:
         """Queue a custom event. Needs one of email, user_id, fingerprint, customer_id or
         customer_domain."""
+        if _queue_track is not None and _queue_track(
+            self,
+            self._queue,
+            self._room,
+            self._wake_at,
+            event_name,
+            email,
+            user_id,
+            fingerprint,
+            customer_id,
+            customer_domain,
+            properties,
+            timestamp,
+        ):
+            return
         # Checked right here rather than in a helper in _events: the call saved is a tenth of
         # this method's cost. Identity values that are not plain strings go through
         # identity_text(), which converts, blanks out or raises. Only the first identity given
@@ -259,6 +282,13 @@ class Outlit:
             return
         queue.append(event)
         if size >= self._wake_at and not self._worker.wake_pending:
+            self._worker.wake_pending = True
+            self._wake.set()
+
+    def _wake_worker(self) -> None:
+        """A batch is ready: wake the worker unless already woken (the compiled track() calls
+        this; the Python paths do the same inline)."""
+        if not self._worker.wake_pending:
             self._worker.wake_pending = True
             self._wake.set()
 

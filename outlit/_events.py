@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
+from ._compiled import speedups
 from ._exceptions import InvalidEventError
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import outlit` stays cheap
@@ -82,6 +83,12 @@ def custom_event(item: CustomEvent, uuid: str) -> dict[str, Any]:
     if properties is not None:
         event["properties"] = properties
     return event
+
+
+custom_event_python = custom_event
+if speedups is not None:  # the compiled fast path, which hands unusual tuples to the above
+    speedups.use_custom_event(custom_event_python, _CUSTOM_TEMPLATE)
+    custom_event = speedups.custom_event
 
 
 def stamp_event(event: dict[str, Any], next_uuid: Callable[[], str]) -> dict[str, Any]:

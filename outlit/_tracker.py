@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._compiled import speedups
 from ._events import (
     BILLING_IDENTITY,
     IDENTIFY_IDENTITY,
@@ -112,7 +113,7 @@ class BoundTracker:
                 found = source[0](source[1])
             else:
                 found = source() if callable(source) else source
-            ids = _identity_args(found) if found else _NO_IDS
+            ids = _read_identity(found) if found else _NO_IDS
         except Exception:
             # The identity hook is app code; a failure there, or an answer that cannot be
             # read, must not break the request.
@@ -339,6 +340,14 @@ def _identity_args(found: Any, failed: str = _WITHOUT_IDENTITY) -> tuple[Any, ..
     if not any(ids):
         return _no_identity_field(found, failed)
     return ids
+
+
+# What _resolve() reads an answer with: the compiled fast path when there is one, which hands
+# every answer but a plain dict of usable strings to _identity_args.
+_read_identity: Callable[[Any], tuple[Any, ...]] = _identity_args
+if speedups is not None:
+    speedups.use_identity_args(_identity_args)
+    _read_identity = speedups.identity_args
 
 
 def _no_identity_field(found: dict[Any, Any], failed: str) -> tuple[Any, ...]:

@@ -1,0 +1,377 @@
+"""The compiled fast paths (outlit/_speedups.c) against the pure-Python functions they stand in
+for: for every input, the same result, the same error, the same log, or a hand-over to Python.
+
+The rest of the suite runs with the compiled module when it is built; `make test` also runs the
+core's unit tests with OUTLIT_PURE_PYTHON=1, so both implementations are covered throughout.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import itertools
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+import types
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+import outlit
+from outlit import Outlit, _client, _compiled, _events, _tracker
+
+try:
+    from ._helpers import ClientFactory
+except ImportError:
+    from _helpers import ClientFactory
+
+speedups = _compiled.speedups
+SOURCE = Path(outlit.__file__).with_name("_speedups.c")
+
+
+def _compiler_on_path() -> str | None:
+    cc = sysconfig.get_config_var("CC")
+    return shutil.which(shlex.split(cc)[0]) if cc else None
+
+
+needs_compiled = pytest.mark.skipif(
+    speedups is None,
+    reason="the compiled module is not in use (OUTLIT_PURE_PYTHON set, or not built): "
+    "nothing to compare the Python functions with",
+)
+
+
+def test_the_compiled_module_is_built_where_a_compiler_is() -> None:
+    if os.environ.get(_compiled.ENV_PURE_PYTHON, "").strip() not in ("", "0"):
+        pytest.skip("OUTLIT_PURE_PYTHON is set: this run checks the pure-Python paths")
+    if _compiler_on_path() is None:
+        pytest.skip("no C compiler on this machine: outlit installs as pure Python here")
+    assert speedups is not None, _compiled.describe()
+    assert _compiled.describe() == "compiled"
+
+
+@needs_compiled
+def test_the_compiled_module_is_built_from_the_current_source() -> None:
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    assert speedups.source_digest == digest, (
+        "outlit/_speedups.c changed since the module was compiled: rebuild it with "
+        "`pip install -e .` (make does it when the file changes)"
+    )
+
+
+def test_pure_python_mode_uses_no_compiled_code() -> None:
+    code = (
+        "import types, outlit, outlit._compiled as c, outlit._events as e, outlit._tracker as t\n"
+        "assert c.speedups is None, c.speedups\n"
+        "assert outlit._client._queue_track is None\n"
+        "assert e.custom_event is e.custom_event_python\n"
+        "assert t._read_identity is t._identity_args\n"
+        "print(c.describe())\n"
+    )
+    env = {**os.environ, _compiled.ENV_PURE_PYTHON: "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "pure Python (OUTLIT_PURE_PYTHON is set)"
+
+
+# -- custom_event ------------------------------------------------------------------------------
+
+IDENTITY_VALUES = [None, "", " \u2003", "u-1"]
+NAMES = ["report_exported", "é"]
+PROPERTIES = [None, {}, {"plan": "pro", "n": 1}]
+TIMESTAMPS = [1764230000.123, 1764230000123, 0.0, 1e12]
+
+
+@needs_compiled
+def test_custom_event_matches_python() -> None:
+    # Every combination: blank and usable values in each identity slot, and every kind of
+    # timestamp the queue holds.
+    mismatches = []
+    for ids in itertools.product(IDENTITY_VALUES, repeat=5):
+        for name, properties, ts in itertools.product(NAMES, PROPERTIES, TIMESTAMPS):
+            item = (name, *ids, properties, ts)
+            compiled = _outcome(speedups.custom_event, item)
+            python = _outcome(_events.custom_event_python, item)
+            if compiled != python:
+                mismatches.append((item, compiled, python))
+    assert mismatches == []
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "item",
+    [
+        ("e", None, None, None, None, None, None, 1.0),  # no identity: "server://None"
+        ("e", "", "", "", "", "", None, 1.0),
+        ("e", 5, None, None, None, None, None, 1.0),  # not a str: Python's business
+        ("e", "a", "b", "c", "d", "f", None, float("nan")),  # raises in both
+        ("e", "a", None, None, None, None, None, "not a number"),
+        ("e", "a", None, None, None, None, None),  # too short
+        ["e", "a", None, None, None, None, None, 1.0],  # a list, not a tuple
+    ],
+)
+def test_custom_event_hands_unusual_items_to_python(item: Any) -> None:
+    assert _outcome(speedups.custom_event, item) == _outcome(_events.custom_event_python, item)
+
+
+def _outcome(function: Any, item: Any) -> Any:
+    try:
+        event = function(item, "0f8fad5b-d9cb-469f-a165-70867728950e")
+    except Exception as exc:
+        return ("raised", type(exc), str(exc))
+    return ("built", list(event.items()))  # key order included: it is the wire's
+
+
+# -- identity_args -----------------------------------------------------------------------------
+
+_ABSENT = object()
+ANSWER_EXTRAS: list[dict[Any, Any]] = [{}, {"userId": "u"}, {"name": None}]
+
+
+def _answers() -> Iterator[tuple[Any, ...]]:
+    """Values for the five identity keys: every mix of absent, None, empty and usable, and
+    values of other types (converted or refused by Python) beside absent and usable ones."""
+    yield from itertools.product([_ABSENT, None, "", "u-1"], repeat=5)
+    for email, user_id in itertools.product([_ABSENT, "u-1", 42, True, uuid.UUID(int=1)], repeat=2):
+        yield (email, user_id, _ABSENT, 3.5 if email is True else _ABSENT, _ABSENT)
+
+
+class _Answer(dict):  # type: ignore[type-arg]
+    """A dict subclass: Python reads it, the compiled path hands it over."""
+
+
+@needs_compiled
+def test_identity_args_matches_python() -> None:
+    mismatches = []
+    for values in _answers():
+        for extra, subclass in itertools.product(ANSWER_EXTRAS, (False, True)):
+            answer = {
+                key: value
+                for key, value in zip(_tracker.IDENTITY_KEYS, values, strict=True)
+                if value is not _ABSENT
+            }
+            answer.update(extra)
+            found: Any = _Answer(answer) if subclass else answer
+            compiled = _read(speedups.identity_args, found)
+            python = _read(_tracker._identity_args, found)
+            # The sentinels (no identity, failed) are told apart by identity, not by value.
+            sentinel = python[0] is _tracker._NO_IDS or python[0] is _tracker._FAILED_IDS
+            if compiled != python or (sentinel and compiled[0] is not python[0]):
+                mismatches.append((found, compiled, python))
+    assert mismatches == []
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "found",
+    [
+        types.MappingProxyType({"user_id": "u"}),
+        ["user_id"],
+        "user_id",
+        {"userId": "u"},
+        {"email": None, "name": None},
+    ],
+)
+def test_identity_args_hands_other_answers_to_python(found: Any) -> None:
+    compiled, compiled_log = _read(speedups.identity_args, found)
+    python, python_log = _read(_tracker._identity_args, found)
+    assert (compiled, compiled_log) == (python, python_log)
+
+
+def _read(function: Any, found: Any) -> tuple[Any, list[str]]:
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler = Keep()
+    logger = logging.getLogger("outlit")
+    logger.addHandler(handler)
+    try:
+        try:
+            result: Any = function(found)
+        except Exception as exc:
+            result = ("raised", type(exc), str(exc))
+    finally:
+        logger.removeHandler(handler)
+    return result, records
+
+
+# -- track -------------------------------------------------------------------------------------
+
+
+class _Name(str):
+    """A str subclass (as Django's SafeString): sent as a plain str, by Python."""
+
+
+TRACK_NAMES = ["report_exported", "", " ", 5, None, _Name("n")]
+TRACK_IDS = [None, "", " ", "u-1", 42, True, uuid.UUID(int=3), _Name("x")]
+TRACK_PROPERTIES = [
+    None,
+    {},
+    {"a": 1},
+    types.MappingProxyType({"b": 2}),
+    ["x"],
+]
+TRACK_TIMESTAMPS = [
+    None,
+    1764230000123,
+    datetime.datetime(2026, 11, 27, tzinfo=datetime.timezone.utc),
+    "soon",
+]
+
+
+@pytest.fixture(scope="module")
+def started_clients() -> Any:
+    factory = ClientFactory()
+    compiled, _ = factory(max_batch_size=100)
+    python, _ = factory(max_batch_size=100)
+    for client in (compiled, python):
+        client.track(event_name="start", user_id="u")  # started: the fast path has room
+        client._queue.clear()
+    yield compiled, python
+    factory.close_all()
+
+
+# Identity arguments of a call: none, blank ones, usable ones, and values Python converts.
+TRACK_IDENTITIES: list[dict[str, Any]] = [
+    {},
+    {"user_id": "u-1"},
+    {"email": "", "user_id": "u-1"},
+    {"email": " ", "customer_domain": "acme.com"},
+    {"customer_id": "", "fingerprint": " "},
+    {"fingerprint": "\t"},
+    {"user_id": 42},
+    {"customer_id": uuid.UUID(int=3)},
+    {"email": True},
+    {"user_id": _Name("x")},
+    {"email": None, "user_id": None, "fingerprint": "dev-1"},
+]
+
+
+@needs_compiled
+def test_track_matches_python(started_clients: Any) -> None:
+    compiled, python = started_clients
+    mismatches = []
+    cases = itertools.product(
+        [*TRACK_NAMES, _OMITTED], TRACK_IDENTITIES, TRACK_PROPERTIES, TRACK_TIMESTAMPS
+    )
+    for name, ids, properties, timestamp in cases:
+        kwargs: dict[str, Any] = {**ids, "properties": properties, "timestamp": timestamp}
+        if name is not _OMITTED:
+            kwargs["event_name"] = name
+        got = _queued(compiled.track, compiled, kwargs)
+        with mock.patch.object(_client, "_queue_track", None):
+            expected = _queued(python.track, python, kwargs)
+        if got != expected:
+            mismatches.append((kwargs, got, expected))
+    assert mismatches == []
+
+
+_OMITTED = object()
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("report_exported",), {"user_id": "u"}),  # positional: Python's TypeError
+        ((), {"event_name": "e", "user_id": "u", "colour": "red"}),  # unknown keyword
+        ((), {}),
+    ],
+)
+def test_track_hands_odd_calls_to_python(started_clients: Any, args: Any, kwargs: Any) -> None:
+    compiled, python = started_clients
+    got = _queued(lambda **kw: compiled.track(*args, **kw), compiled, kwargs)
+    with mock.patch.object(_client, "_queue_track", None):
+        expected = _queued(lambda **kw: python.track(*args, **kw), python, kwargs)
+    assert got == expected
+
+
+def _queued(call: Any, client: Outlit, kwargs: dict[str, Any]) -> Any:
+    before = len(client._queue)
+    try:
+        call(**kwargs)
+    except Exception as exc:
+        return ("raised", type(exc), str(exc))
+    if len(client._queue) == before:
+        return ("not queued",)
+    item = client._queue.pop()
+    # A default timestamp is the clock's: compared by its type only.
+    return ("queued", item[:7], type(item[7]) if kwargs.get("timestamp") is None else item[7])
+
+
+@pytest.fixture
+def factory() -> Any:
+    made = ClientFactory()
+    yield made
+    made.close_all()
+
+
+def test_patching_outlit_track_reaches_clients_made_before(factory: ClientFactory) -> None:
+    # Outlit.track stays a Python function that calls the compiled code, so the usual ways of
+    # patching it in an app's tests, autospec included, see what they would see without it.
+    client, _ = factory()
+    assert type(Outlit.__dict__["track"]) is types.FunctionType
+    with mock.patch.object(Outlit, "track") as patched:
+        client.track(event_name="e", user_id="u")
+    patched.assert_called_once_with(event_name="e", user_id="u")
+    with mock.patch.object(Outlit, "track", autospec=True) as specced:
+        client.track(event_name="f", user_id="u")
+        with pytest.raises(TypeError):
+            client.track(evnt_name="f", user_id="u")  # autospec checks the signature
+    specced.assert_called_once_with(client, event_name="f", user_id="u")
+    assert client.queue_size == 0
+
+
+def test_a_subclass_track_is_used() -> None:
+    calls: list[str] = []
+
+    class Mine(Outlit):
+        def track(self, **kwargs: Any) -> None:  # type: ignore[override]
+            calls.append(kwargs["event_name"])
+            super().track(**kwargs)
+
+    client = Mine(public_key="pk_test_unit", transport=outlit.MockTransport())
+    try:
+        client.track(event_name="e", user_id="u")
+        client.track(event_name="f", user_id="u")
+        assert calls == ["e", "f"]
+        assert client.queue_size == 2
+    finally:
+        client.shutdown(0.3)
+
+
+def test_track_reads_the_clock_of_outlit_client(
+    factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As freezegun does: it replaces time.time in every module's globals.
+    client, _ = factory()
+    client.track(event_name="start", user_id="u")  # started: later calls take the fast path
+    monkeypatch.setattr(_client, "_now", lambda: 1700000000.5)
+    client.track(event_name="e", user_id="u")
+    assert client._queue[-1][7] == 1700000000.5
+
+
+def test_a_full_batch_is_sent_without_waiting_for_the_interval(factory: ClientFactory) -> None:
+    client, transport = factory(max_batch_size=3)  # flush_interval is a minute
+    client.track(event_name="start", user_id="u")
+    client.track(event_name="e", user_id="u")
+    client.track(event_name="f", user_id="u")  # the third: the worker is woken
+    deadline = time.monotonic() + 5
+    while not transport.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [event["eventName"] for event in transport.events] == ["start", "e", "f"]
