@@ -71,6 +71,7 @@ FRAMEWORKS: dict[str, tuple[str, dict[str, str]]] = {
         {
             "plain": "benchmarks.apps.django_hello:application_plain",
             "outlit": "benchmarks.apps.django_hello:application_outlit",
+            "outlit-pure": "benchmarks.apps.django_hello:application_outlit",
             "empty-middleware": "benchmarks.apps.django_hello:application_middleware",
         },
     ),
@@ -87,6 +88,7 @@ FRAMEWORKS: dict[str, tuple[str, dict[str, str]]] = {
         {
             "plain": "benchmarks.apps.flask_hello:app_plain",
             "outlit": "benchmarks.apps.flask_hello:app_outlit",
+            "outlit-pure": "benchmarks.apps.flask_hello:app_outlit",
             "g-attribute": "benchmarks.apps.flask_hello:app_g_attribute",
         },
     ),
@@ -112,6 +114,7 @@ UNTRACKED: dict[str, dict[str, str]] = {
 
 VARIANT_NOTES = {
     "outlit": "Depends(outlit) or the framework's own hook, one track()",
+    "outlit-pure": "the same, without the compiled fast paths (OUTLIT_PURE_PYTHON=1)",
     "outlit-middleware": "OutlitMiddleware, request.state.outlit, one track()",
     "outlit-untracked": "outlit set up (FastAPI: OutlitMiddleware), a request that tracks nothing",
     "empty-depends": "a do-nothing Depends, no outlit: FastAPI's own cost",
@@ -119,6 +122,14 @@ VARIANT_NOTES = {
     "g-attribute": "the view reads one attribute of g, no outlit: Flask's own cost of g.outlit's read",
     "plain-2": "a second plain server: what the method cannot tell apart",
 }
+
+
+# Environment a variant's server gets on top of server_env().
+VARIANT_ENV: dict[str, dict[str, str]] = {"outlit-pure": {"OUTLIT_PURE_PYTHON": "1"}}
+
+
+def variant_env(env: dict[str, str], variant: str) -> dict[str, str]:
+    return {**env, **VARIANT_ENV.get(variant, {})}
 
 
 def free_port() -> int:
@@ -384,7 +395,9 @@ def start_servers(
     try:
         for variant in names:
             port = free_port()
-            procs[variant] = start_server(server, targets[variant], port, env, prefix=SERVER_CPU)
+            procs[variant] = start_server(
+                server, targets[variant], port, variant_env(env, variant), prefix=SERVER_CPU
+            )
             urls[variant] = f"http://127.0.0.1:{port}/"
     except BaseException:
         for proc in procs.values():
@@ -487,7 +500,7 @@ def report_shared(
         cpu_cost = statistics.median(
             (oc / o / b - 1) * 100 for b, (o, oc) in zip(base_cpu, rounds, strict=True)
         )
-        if variant.startswith("outlit"):
+        if variant.startswith("outlit") and variant not in VARIANT_ENV:
             results.append((f"{name} {variant}", cost, cpu_cost))
         print(
             f"  {variant:18s} {statistics.median(n for n, _ in rounds) / seconds:8,.0f} req/s "
@@ -623,7 +636,7 @@ def main() -> int:
                 extra = statistics.median(
                     o - p for p, o in zip(cpu["plain"], cpu[variant], strict=True)
                 )
-                if variant.startswith("outlit"):
+                if variant.startswith("outlit") and variant not in VARIANT_ENV:
                     results.append((f"{name} {variant}", cost, cpu_cost))
                 print(
                     f"  {variant:18s} {statistics.median(rates[variant]):8,.0f} req/s "

@@ -42,12 +42,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frameworks import (
     FRAMEWORKS,
     UNTRACKED,
+    VARIANT_ENV,
     VARIANT_NOTES,
     free_port,
     server_env,
     start_collector,
     start_server,
     stop,
+    variant_env,
 )
 
 
@@ -138,8 +140,8 @@ def main() -> int:
             samples: dict[str, list[float]] = {variant: [] for variant in targets}
             for _ in range(args.repeat):  # the variants take turns, as in frameworks.py
                 for variant, target in targets.items():
-                    low = count_instructions(server, target, few, env)
-                    high = count_instructions(server, target, many, env)
+                    low = count_instructions(server, target, few, variant_env(env, variant))
+                    high = count_instructions(server, target, many, variant_env(env, variant))
                     samples[variant].append((high - low) / (many - few))
             per_request = {variant: statistics.median(found) for variant, found in samples.items()}
             plain = per_request["plain"]
@@ -155,7 +157,7 @@ def main() -> int:
                 if variant == "plain":
                     continue
                 cost = (count / plain - 1) * 100
-                if variant.startswith("outlit"):
+                if variant.startswith("outlit") and variant not in VARIANT_ENV:
                     results.append((f"{name} {variant}", cost))
                 spread = ""
                 if args.repeat > 1:
