@@ -36,6 +36,11 @@ def compile_speedups(root: Path, target: Path) -> str | None:
     include = sysconfig.get_config_var("INCLUDEPY")
     if not cc or not ldshared or not include:
         return "this Python records no C compiler (sysconfig CC/LDSHARED)"
+    # As setuptools does: CC and LDSHARED in the environment choose another compiler.
+    if os.environ.get("CC"):
+        ldshared = " ".join([os.environ["CC"], *shlex.split(ldshared)[1:]])
+        cc = os.environ["CC"]
+    ldshared = os.environ.get("LDSHARED") or ldshared
     ccshared = sysconfig.get_config_var("CCSHARED") or ""
     with tempfile.TemporaryDirectory() as scratch:
         obj = Path(scratch) / "_speedups.o"

@@ -20,6 +20,7 @@ import sysconfig
 import time
 import types
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -375,3 +376,71 @@ def test_a_full_batch_is_sent_without_waiting_for_the_interval(factory: ClientFa
     while not transport.requests and time.monotonic() < deadline:
         time.sleep(0.01)
     assert [event["eventName"] for event in transport.events] == ["start", "e", "f"]
+
+
+# -- the build ---------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _build_wheel(tmp_path: Path, env: dict[str, str]) -> Path:
+    """A wheel of this checkout, built by hatchling from the test environment (offline)."""
+    out = tmp_path / "wheel"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
+            *("--disable-pip-version-check", "-w", str(out), str(REPO)),
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
+def _implementation_in(wheel: Path, tmp_path: Path) -> str:
+    """What `outlit doctor` would say of the fast paths, importing outlit from ``wheel``."""
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(unpacked)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import outlit._compiled as c\n"
+        "assert c.__file__.startswith(sys.argv[1]), c.__file__\n"
+        "print(c.describe())"
+    )
+    env = {key: value for key, value in os.environ.items() if key != _compiled.ENV_PURE_PYTHON}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(unpacked)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(_compiler_on_path() is None, reason="no C compiler on this machine")
+def test_a_wheel_built_here_carries_the_compiled_module(tmp_path: Path) -> None:
+    wheel = _build_wheel(tmp_path, {})
+    assert not wheel.name.endswith("-py3-none-any.whl"), wheel.name  # tagged for this Python
+    with zipfile.ZipFile(wheel) as archive:
+        compiled = [name for name in archive.namelist() if name.startswith("outlit/_speedups.")]
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert sorted(compiled) == sorted(
+        ["outlit/_speedups.c", "outlit/_speedups.pyi", f"outlit/_speedups{suffix}"]
+    )
+    assert _implementation_in(wheel, tmp_path) == "compiled"
+
+
+def test_without_a_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
+    wheel = _build_wheel(tmp_path, {"CC": str(tmp_path / "no-such-cc")})
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    with zipfile.ZipFile(wheel) as archive:
+        assert not [name for name in archive.namelist() if name.endswith((".so", ".pyd"))]
+    assert _implementation_in(wheel, tmp_path) == (
+        "pure Python (not compiled at install: no C compiler?)"
+    )
