@@ -45,7 +45,7 @@ is_blank(PyObject *text)
     return 1;
 }
 
-/* None, or an exact str that is not empty: what the Python code takes as it is. */
+/* None or a str itself (a subclass goes to Python, which converts it); a str with characters. */
 #define NONE_OR_STR(value) ((value) == Py_None || PyUnicode_CheckExact(value))
 #define TRUTHY_STR(value) ((value) != Py_None && PyUnicode_GET_LENGTH(value) > 0)
 
