@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -28,28 +29,38 @@ def source_digest(source: Path) -> str:
     return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
 
 
+def _flags(name: str) -> list[str]:
+    return shlex.split(sysconfig.get_config_var(name) or "")
+
+
 def compile_speedups(root: Path, target: Path) -> str | None:
-    """Compile the extension to ``target``; return why not, or None when it was built."""
+    """Compile the extension to ``target``; return why not, or None when it was built.
+
+    With the flags the running Python was built with (sysconfig: CFLAGS carries -DNDEBUG,
+    -fwrapv and, on macOS, the architectures and deployment target), and, as setuptools does,
+    CC, LDSHARED, CFLAGS, CPPFLAGS and LDFLAGS from the environment on top."""
     source = root / SOURCE
     cc = sysconfig.get_config_var("CC")
     ldshared = sysconfig.get_config_var("LDSHARED")
     include = sysconfig.get_config_var("INCLUDEPY")
     if not cc or not ldshared or not include:
         return "this Python records no C compiler (sysconfig CC/LDSHARED)"
-    # As setuptools does: CC and LDSHARED in the environment choose another compiler.
     if os.environ.get("CC"):
         ldshared = " ".join([os.environ["CC"], *shlex.split(ldshared)[1:]])
         cc = os.environ["CC"]
     ldshared = os.environ.get("LDSHARED") or ldshared
-    ccshared = sysconfig.get_config_var("CCSHARED") or ""
+    env_flags = [
+        *shlex.split(os.environ.get("CPPFLAGS", "")),
+        *shlex.split(os.environ.get("CFLAGS", "")),
+    ]
     with tempfile.TemporaryDirectory() as scratch:
         obj = Path(scratch) / "_speedups.o"
         steps = [
             [
                 *shlex.split(cc),
-                *shlex.split(ccshared),
-                "-O2",
-                "-Wall",
+                *_flags("CFLAGS"),
+                *_flags("CCSHARED"),
+                *env_flags,
                 f'-DOUTLIT_SOURCE_DIGEST="{source_digest(source)}"',
                 f"-I{include}",
                 "-c",
@@ -57,7 +68,13 @@ def compile_speedups(root: Path, target: Path) -> str | None:
                 "-o",
                 str(obj),
             ],
-            [*shlex.split(ldshared), str(obj), "-o", str(target)],
+            [
+                *shlex.split(ldshared),
+                *shlex.split(os.environ.get("LDFLAGS", "")),
+                str(obj),
+                "-o",
+                str(target),
+            ],
         ]
         for step in steps:
             try:
@@ -75,30 +92,38 @@ class SpeedupsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name != "wheel":
             return
-        if os.environ.get("OUTLIT_NO_COMPILE", "").strip() not in ("", "0"):
-            self.app.display_info("outlit: OUTLIT_NO_COMPILE is set: a pure-Python wheel")
-            return
         root = Path(self.root)
         name = "_speedups" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
-        if version == "editable":
-            # Next to the source, replaced in one step: tox's environments of one Python
-            # version install in parallel from the same checkout.
-            final = root / "outlit" / name
-            target = final.with_name(f"{name}.{os.getpid()}.tmp")
-        else:
-            target = Path(self.directory) / "outlit-speedups" / name
-            target.parent.mkdir(parents=True, exist_ok=True)
+        # An editable install imports the module next to its source: one left from an
+        # earlier install would stay in use, older than the source, unless removed here.
+        in_tree = root / "outlit" / name
+        if os.environ.get("OUTLIT_NO_COMPILE", "").strip() not in ("", "0"):
+            if version == "editable":
+                in_tree.unlink(missing_ok=True)
+            self.app.display_info("outlit: OUTLIT_NO_COMPILE is set: a pure-Python wheel")
+            return
+        self._scratch = tempfile.mkdtemp(prefix="outlit-speedups-")
+        target = Path(self._scratch) / name
         why_not = compile_speedups(root, target)
-        if version == "editable" and why_not is None:
-            os.replace(target, final)
-        elif version == "editable":
-            target.unlink(missing_ok=True)
         if why_not is not None:
+            if version == "editable":
+                in_tree.unlink(missing_ok=True)
             message = f"outlit: the compiled fast paths are not built ({why_not}); pure Python"
             self.app.display_warning(message)
             print(message, file=sys.stderr)
             return
+        if version == "editable":
+            # Replaced in one step: tox's environments of one Python version install in
+            # parallel from the same checkout.
+            moved = in_tree.with_name(f"{name}.{os.getpid()}.tmp")
+            shutil.copy2(target, moved)
+            os.replace(moved, in_tree)
+            return
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
-        if version != "editable":
-            build_data["force_include"][str(target)] = f"outlit/{name}"
+        build_data["force_include"][str(target)] = f"outlit/{name}"
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        scratch = getattr(self, "_scratch", None)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)

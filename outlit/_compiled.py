@@ -22,6 +22,8 @@ def _load() -> ModuleType | None:
         from . import _speedups
     except ImportError:  # not built (no C compiler at install), or built for another Python
         return None
+    if not _speedups.in_main_interpreter():
+        return None  # its state is the main interpreter's: see in_main_interpreter()
     return _speedups
 
 
@@ -34,4 +36,8 @@ def describe() -> str:
         return "compiled"
     if os.environ.get(ENV_PURE_PYTHON, "").strip() not in ("", "0"):
         return f"pure Python ({ENV_PURE_PYTHON} is set)"
-    return "pure Python (not compiled at install: no C compiler?)"
+    try:
+        from . import _speedups
+    except ImportError:
+        return "pure Python (not compiled at install: no C compiler, or OUTLIT_NO_COMPILE)"
+    return "pure Python (in a sub-interpreter)" if _speedups else "pure Python"

@@ -45,8 +45,15 @@ is_blank(PyObject *text)
     return 1;
 }
 
-/* None or a str itself (a subclass goes to Python, which converts it); a str with characters. */
-#define NONE_OR_STR(value) ((value) == Py_None || PyUnicode_CheckExact(value))
+/* None or a str itself (a subclass goes to Python, which converts it); a str with characters.
+ * Before 3.12 a str made through the deprecated Py_UNICODE API may not be "ready" (its
+ * characters not yet laid out): that one goes to Python too. */
+#if PY_VERSION_HEX < 0x030C0000
+#define PLAIN_STR(value) (PyUnicode_CheckExact(value) && PyUnicode_IS_READY(value))
+#else
+#define PLAIN_STR(value) PyUnicode_CheckExact(value)
+#endif
+#define NONE_OR_STR(value) ((value) == Py_None || PLAIN_STR(value))
 #define TRUTHY_STR(value) ((value) != Py_None && PyUnicode_GET_LENGTH(value) > 0)
 
 /* ---- queue_track: the usual Outlit.track() call ------------------------------------------ */
@@ -68,7 +75,7 @@ queue_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *event_name = args[4], *email = args[5], *user_id = args[6],
              *fingerprint = args[7], *customer_id = args[8], *customer_domain = args[9],
              *properties = args[10], *timestamp = args[11];
-    if (!PyUnicode_CheckExact(event_name) || is_blank(event_name) || !NONE_OR_STR(email)
+    if (!PLAIN_STR(event_name) || is_blank(event_name) || !NONE_OR_STR(email)
         || !NONE_OR_STR(user_id) || !NONE_OR_STR(fingerprint) || !NONE_OR_STR(customer_id)
         || !NONE_OR_STR(customer_domain) || timestamp != Py_None
         || (properties != Py_None && !PyDict_CheckExact(properties))) {
@@ -109,7 +116,10 @@ queue_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         return NULL;
     }
+    /* Borrowed from the module's globals: held while it runs, since it may rebind _now. */
+    Py_INCREF(now);
     PyObject *stamp = PyObject_CallNoArgs(now);
+    Py_DECREF(now);
     if (stamp == NULL) {
         return NULL;
     }
@@ -243,7 +253,7 @@ identity_args(PyObject *module, PyObject *found)
             value = Py_None;
         }
         else if (value != Py_None) {
-            if (!PyUnicode_CheckExact(value) || PyUnicode_GET_LENGTH(value) == 0) {
+            if (!PLAIN_STR(value) || PyUnicode_GET_LENGTH(value) == 0) {
                 Py_DECREF(ids);
                 return PyObject_CallOneArg(py_identity_args, found);
             }
@@ -260,6 +270,16 @@ identity_args(PyObject *module, PyObject *found)
 }
 
 /* ---- module ------------------------------------------------------------------------------ */
+
+/* The state above is the process's, set up once by the main interpreter: a sub-interpreter
+ * (mod_wsgi runs apps in them) gets the same module object and must not set it up again, or
+ * the main interpreter's calls would reach the sub-interpreter's functions. outlit._compiled
+ * uses the pure-Python paths in a sub-interpreter. */
+static PyObject *
+in_main_interpreter(PyObject *module, PyObject *unused)
+{
+    return PyBool_FromLong(PyInterpreterState_Get() == PyInterpreterState_Main());
+}
 
 /* Each fast path is switched on by giving it what it hands other calls to. */
 static PyObject *
@@ -301,6 +321,8 @@ static PyMethodDef module_methods[] = {
      "custom_event(item, uuid)\n--\n\nThe wire dict of a queued track() tuple."},
     {"identity_args", identity_args, METH_O,
      "identity_args(found)\n--\n\ntrack()'s five identity arguments from an identity answer."},
+    {"in_main_interpreter", in_main_interpreter, METH_NOARGS,
+     "in_main_interpreter()\n--\n\nWhether this is the interpreter the state is set up for."},
     {"use_custom_event", use_custom_event, METH_VARARGS,
      "use_custom_event(function, template)\n--\n\n"
      "The pure-Python custom_event and its wire-dict template."},

@@ -367,6 +367,102 @@ def test_track_reads_the_clock_of_outlit_client(
     assert client._queue[-1][7] == 1700000000.5
 
 
+@needs_compiled
+def test_track_queues_a_copy_of_the_properties(started_clients: Any) -> None:
+    compiled, _ = started_clients
+    properties = {"plan": "pro"}
+    compiled.track(event_name="e", user_id="u", properties=properties)
+    queued = compiled._queue.pop()[6]
+    properties["plan"] = "changed after the call"
+    assert queued == {"plan": "pro"} and queued is not properties
+
+
+@needs_compiled
+def test_the_fast_paths_keep_no_reference_they_do_not_own(started_clients: Any) -> None:
+    compiled, _ = started_clients
+    name, user, properties = "refcounted_event", "refcounted-user", {"k": "v"}
+    answer = {"user_id": user}
+    item = (name, None, user, None, None, None, properties, 1764230000.5)
+    watched = (name, user, properties, answer, item)
+    before = [sys.getrefcount(value) for value in watched]
+    for _ in range(1000):
+        compiled.track(event_name=name, user_id=user, properties=properties)
+        compiled._queue.pop()
+        speedups.custom_event(item, "uuid")
+        speedups.identity_args(answer)
+        speedups.identity_args({"email": ""})  # handed to Python
+    assert [sys.getrefcount(value) for value in watched] == before
+
+
+@needs_compiled
+def test_a_full_queue_is_counted_as_in_python(factory: ClientFactory) -> None:
+    counts = []
+    for compiled in (True, False):
+        client, _ = factory(max_queue_size=2)
+        with mock.patch.object(_client, "_queue_track", _client._queue_track if compiled else None):
+            for n in range(5):
+                client.track(event_name=f"e{n}", user_id="u")
+        counts.append((client.queue_size, client.stats.dropped_by_reason))
+    assert counts[0] == counts[1] == (2, {"queue_full": 3})
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != _compiled.ENV_PURE_PYTHON}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@needs_compiled
+def test_a_clock_that_rebinds_itself_does_not_crash_track() -> None:
+    # _now is read from outlit._client's globals; a clock (or a test's patch) that rebinds
+    # it while it runs must not be freed under the compiled code.
+    done = _run_python(
+        "import functools, time, outlit, outlit._client as C\n"
+        "client = outlit.Outlit(public_key='pk_test_unit', transport=outlit.MockTransport())\n"
+        "client.track(event_name='start', user_id='u')\n"
+        "def rebinding():\n"
+        "    C._now = time.time\n"
+        "    return 1700000000.0\n"
+        "C._now = functools.lru_cache(maxsize=None)(rebinding)\n"
+        "client.track(event_name='e', user_id='u')\n"
+        "print(client._queue[-1][7])\n"
+        "client.shutdown(0.2)\n"
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout.strip() == "1700000000.0"
+
+
+@needs_compiled
+def test_a_sub_interpreter_uses_pure_python_and_leaves_the_main_one_alone() -> None:
+    # mod_wsgi runs apps in sub-interpreters: the compiled module's state is the main
+    # interpreter's, so a sub-interpreter's outlit runs in pure Python.
+    done = _run_python(
+        "import outlit, outlit._client as C\n"
+        "try:\n"
+        "    import _testcapi\n"
+        "except ImportError:\n"
+        "    print('no _testcapi'); raise SystemExit(0)\n"
+        "client = outlit.Outlit(public_key='pk_test_unit', transport=outlit.MockTransport())\n"
+        "client.track(event_name='start', user_id='u')\n"
+        "code = ('import outlit, outlit._compiled as c, outlit._client as C\\n'\n"
+        "        'assert c.speedups is None, c.describe()\\n'\n"
+        "        'C._now = lambda: 42.0\\n'\n"
+        "        'sub = outlit.Outlit(public_key=\"pk_test_unit\", transport=outlit.MockTransport())\\n'\n"
+        '        \'sub.track(event_name="s", user_id="u")\\n\'\n'
+        "        'sub.shutdown(0.2)\\n')\n"
+        "assert _testcapi.run_in_subinterp(code) == 0\n"
+        "C._now = lambda: 7.0\n"
+        "client.track(event_name='e', user_id='u')\n"
+        "print(client._queue[-1][7])\n"
+        "client.shutdown(0.2)\n"
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    if done.stdout.strip() == "no _testcapi":
+        pytest.skip("this Python has no _testcapi to start a sub-interpreter with")
+    assert done.stdout.strip() == "7.0", done.stderr
+
+
 def test_a_full_batch_is_sent_without_waiting_for_the_interval(factory: ClientFactory) -> None:
     client, transport = factory(max_batch_size=3)  # flush_interval is a minute
     client.track(event_name="start", user_id="u")
@@ -442,5 +538,5 @@ def test_without_a_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         assert not [name for name in archive.namelist() if name.endswith((".so", ".pyd"))]
     assert _implementation_in(wheel, tmp_path) == (
-        "pure Python (not compiled at install: no C compiler?)"
+        "pure Python (not compiled at install: no C compiler, or OUTLIT_NO_COMPILE)"
     )
