@@ -56,6 +56,21 @@ is_blank(PyObject *text)
 #define NONE_OR_STR(value) ((value) == Py_None || PLAIN_STR(value))
 #define TRUTHY_STR(value) ((value) != Py_None && PyUnicode_GET_LENGTH(value) > 0)
 
+/* The identity the url names: the first with characters, in this order (checked NONE_OR_STR
+ * already); NULL when none has any. */
+static inline PyObject *
+first_identity(PyObject *email, PyObject *user_id, PyObject *customer_domain,
+               PyObject *customer_id, PyObject *fingerprint)
+{
+    PyObject *order[5] = {email, user_id, customer_domain, customer_id, fingerprint};
+    for (int i = 0; i < 5; i++) {
+        if (TRUTHY_STR(order[i])) {
+            return order[i];
+        }
+    }
+    return NULL;
+}
+
 /* ---- queue_track: the usual Outlit.track() call ------------------------------------------ */
 
 /* queue_track(client, queue, room, wake_at, event_name, email, user_id, fingerprint,
@@ -83,12 +98,7 @@ queue_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     /* The first identity in the url's order must not be blank (later blank ones are left out
      * by custom_event). */
-    PyObject *first = TRUTHY_STR(email)             ? email
-                      : TRUTHY_STR(user_id)         ? user_id
-                      : TRUTHY_STR(customer_domain) ? customer_domain
-                      : TRUTHY_STR(customer_id)     ? customer_id
-                      : TRUTHY_STR(fingerprint)     ? fingerprint
-                                                    : NULL;
+    PyObject *first = first_identity(email, user_id, customer_domain, customer_id, fingerprint);
     if (first == NULL || is_blank(first)) {
         Py_RETURN_FALSE;
     }
@@ -182,12 +192,7 @@ custom_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         || !NONE_OR_STR(customer_id) || !NONE_OR_STR(customer_domain)) {
         goto in_python;
     }
-    PyObject *first = TRUTHY_STR(email)             ? email
-                      : TRUTHY_STR(user_id)         ? user_id
-                      : TRUTHY_STR(customer_domain) ? customer_domain
-                      : TRUTHY_STR(customer_id)     ? customer_id
-                      : TRUTHY_STR(fingerprint)     ? fingerprint
-                                                    : NULL;
+    PyObject *first = first_identity(email, user_id, customer_domain, customer_id, fingerprint);
     if (first == NULL) {
         goto in_python;
     }
