@@ -246,8 +246,7 @@ class Outlit:
             )
         )
         if size >= self._wake_at and not self._worker.wake_pending:
-            self._worker.wake_pending = True
-            self._wake.set()
+            self._wake_worker()
 
     def identify(
         self,
@@ -282,12 +281,11 @@ class Outlit:
             return
         queue.append(event)
         if size >= self._wake_at and not self._worker.wake_pending:
-            self._worker.wake_pending = True
-            self._wake.set()
+            self._wake_worker()
 
     def _wake_worker(self) -> None:
-        """A batch is ready: wake the worker unless already woken (the compiled track() calls
-        this; the Python paths do the same inline)."""
+        """A batch is ready: wake the worker unless already woken (once per batch; the Python
+        paths test wake_pending first, so that a stalled worker costs them no call)."""
         if not self._worker.wake_pending:
             self._worker.wake_pending = True
             self._wake.set()
