@@ -2,9 +2,10 @@
 
 Callers append built event dicts, or for ``track()`` the flat tuple that
 :func:`~outlit._events.custom_event` turns into one (``deque.append`` is atomic, so no lock on
-the request path). The worker takes batches from the front: usually a run of events encoded
-together in one call (:meth:`EventQueue.take_events`), else event by event
-(:meth:`EventQueue.take_batch`). A batch that failed for a transient reason goes back to the
+the request path). The worker takes batches from the front: in pure Python usually a run of
+events encoded together in one call (:meth:`EventQueue.take_events`), else event by event
+(:meth:`EventQueue.take_batch`); with the compiled fast paths, always event by event through
+``take_batch``'s compiled twin, which writes the JSON of track()'s tuples itself. A batch that failed for a transient reason goes back to the
 front as per-event bytes, so a retry sends the same bytes, ``uuid`` included. Encoded events (a
 batch put back, or the event that did not fit the last body) only ever sit at the front, ahead
 of every unencoded event. ``flush()`` places a :class:`FlushMarker` behind the events it waits
@@ -139,17 +140,14 @@ class EventQueue(deque):  # type: ignore[type-arg]
         return events
 
     def take_batch(
-        self,
-        max_events: int,
-        max_bytes: int,
-        encode: Callable[[dict[str, Any]], bytes | None],
-        next_uuid: Callable[[], str],
+        self, max_events: int, max_bytes: int, encode_item: Callable[[Any], bytes | None]
     ) -> list[bytes]:
         """Pop up to ``max_events`` encoded events whose body fits ``max_bytes``.
 
-        Stops at a flush marker. ``encode`` turns a wire dict (made ready to encode as in
-        :meth:`take_events`) into bytes, or returns None when the event cannot be sent (it then
-        counts and logs the drop itself).
+        Stops at a flush marker. ``encode_item`` turns a queued event (a track() tuple or an
+        event dict) into its JSON bytes, or returns None when the event cannot be sent (it then
+        counts and logs the drop itself). Its compiled twin, ``outlit._speedups.take_batch``,
+        writes the JSON of the usual track() tuple itself.
         """
         batch: list[bytes] = []
         size = BODY_OVERHEAD
@@ -162,15 +160,7 @@ class EventQueue(deque):  # type: ignore[type-arg]
             if kind is FlushMarker:
                 self.appendleft(item)
                 break
-            if kind is bytes:
-                encoded: bytes | None = item
-            else:
-                event = (
-                    custom_event(item, next_uuid())
-                    if kind is tuple
-                    else stamp_event(item, next_uuid)
-                )
-                encoded = encode(event)
+            encoded: bytes | None = item if kind is bytes else encode_item(item)
             if encoded is None:
                 continue
             added = len(encoded) + (1 if batch else 0)

@@ -11,17 +11,29 @@
  *   custom_event   outlit._events.custom_event: a queued track() tuple to its wire dict
  *   identity_args  outlit._tracker._identity_args: an identity function's dict to track()'s
  *                  five identity arguments
+ *   take_batch     outlit._queue.EventQueue.take_batch: the worker's next batch as per-event
+ *                  JSON bytes; it writes the usual track() tuple's JSON itself, with no wire
+ *                  dict and no call to the JSON encoder, and hands every other item to Python
  *
  * Built by hatch_build.py when a C compiler is available; `import outlit` works without it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
 
 /* The identity keys of an identity function's answer. */
 static PyObject *s_email, *s_user_id, *s_fingerprint, *s_customer_id, *s_customer_domain;
 /* Names of what is called on the client and its queue, and of the clock in outlit._client. */
-static PyObject *s_append, *s_wake_worker, *s_now;
+static PyObject *s_append, *s_wake_worker, *s_now, *s_popleft, *s_appendleft;
 /* Wire keys and fixed values of a custom event. */
 static PyObject *k_timestamp, *k_url, *k_event_name, *k_uuid, *k_email,
     *k_user_id, *k_fingerprint, *k_customer_id, *k_customer_domain, *k_properties;
@@ -274,6 +286,516 @@ identity_args(PyObject *module, PyObject *found)
     return ids;
 }
 
+/* ---- take_batch: the worker's batch, track() tuples written as JSON here ----------------- */
+
+/* What the writers below answer: written; not for this code (nothing raised: Python encodes
+ * the item); or an exception is set. */
+#define ENC_OK 0
+#define ENC_OTHER 1
+#define ENC_ERROR -1
+
+/* Nesting deeper than this goes to Python, which encodes it or writes its placeholder. */
+#define MAX_DEPTH 32
+
+/* One event's JSON, built in place; `limit` is the most an event may take (a longer one goes
+ * to Python, which drops it with its log line). */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap, limit;
+} Buf;
+
+static int
+buf_grow(Buf *buf, Py_ssize_t extra)
+{
+    if (extra > PY_SSIZE_T_MAX / 4 - buf->len) {
+        return ENC_OTHER;
+    }
+    Py_ssize_t cap = buf->cap ? buf->cap : 1024;
+    while (cap < buf->len + extra) {
+        cap *= 2;
+    }
+    char *data = PyMem_Realloc(buf->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return ENC_ERROR;
+    }
+    buf->data = data;
+    buf->cap = cap;
+    return ENC_OK;
+}
+
+static ALWAYS_INLINE int
+buf_room(Buf *buf, Py_ssize_t extra)
+{
+    return extra <= buf->cap - buf->len ? ENC_OK : buf_grow(buf, extra);
+}
+
+/* Inlined, so that the many short fixed texts are copied without a call to memcpy. */
+static ALWAYS_INLINE int
+put(Buf *buf, const char *text, Py_ssize_t size)
+{
+    int status = buf_room(buf, size);
+    if (status == ENC_OK) {
+        memcpy(buf->data + buf->len, text, (size_t)size);
+        buf->len += size;
+    }
+    return status;
+}
+
+#define PUT_TEXT(buf, literal) put(buf, literal, (Py_ssize_t)sizeof(literal) - 1)
+
+/* A byte JSON escapes: ", \ or a control character. ESCAPE_IN_WORD: whether any of a word's
+ * eight bytes is one (the exact "has a byte less than n / equal to c" word tests). */
+#define NEEDS_ESCAPE(c) ((c) < 0x20 || (c) == '"' || (c) == '\\')
+#define BYTES_OF(c) (UINT64_C(0x0101010101010101) * (c))
+#define HAS_LESS(w, n) (((w) - BYTES_OF(n)) & ~(w) & BYTES_OF(0x80))
+#define HAS_BYTE(w, c) HAS_LESS((w) ^ BYTES_OF(c), 1)
+#define ESCAPE_IN_WORD(w) (HAS_LESS(w, 0x20) | HAS_BYTE(w, '"') | HAS_BYTE(w, '\\'))
+
+/* A str's characters as JSON string content, escaped as json.dumps(ensure_ascii=False) does
+ * it: ", \ and the control characters; the rest as UTF-8. A str that has no UTF-8 form (a lone
+ * surrogate) goes to Python, which replaces it. */
+static int
+put_chars(Buf *buf, PyObject *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!PLAIN_STR(text)) {
+        return ENC_OTHER;
+    }
+    Py_ssize_t size;
+    const char *utf8;
+    if (PyUnicode_IS_COMPACT_ASCII(text)) {
+        size = PyUnicode_GET_LENGTH(text);
+        utf8 = (const char *)PyUnicode_DATA(text);
+    }
+    else if ((utf8 = PyUnicode_AsUTF8AndSize(text, &size)) == NULL) {
+        PyErr_Clear();
+        return ENC_OTHER;
+    }
+    if (size > buf->limit) {
+        return ENC_OTHER;
+    }
+    int status = buf_room(buf, size * 6);
+    if (status != ENC_OK) {
+        return status;
+    }
+    char *out = buf->data + buf->len;
+    const unsigned char *next = (const unsigned char *)utf8, *end = next + size;
+    while (next < end) {
+        /* Copy the run of characters that need no escape, found eight bytes at a time. */
+        const unsigned char *run = next;
+        uint64_t word;
+        while (end - next >= 8) {
+            memcpy(&word, next, 8);
+            if (ESCAPE_IN_WORD(word)) {
+                break;
+            }
+            next += 8;
+        }
+        while (next < end && !NEEDS_ESCAPE(*next)) {
+            next++;
+        }
+        memcpy(out, run, (size_t)(next - run));
+        out += next - run;
+        if (next == end) {
+            break;
+        }
+        unsigned char c = *next++;
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\r': *out++ = 'r'; break;
+        case '\t': *out++ = 't'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\f': *out++ = 'f'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    buf->len = out - buf->data;
+    return ENC_OK;
+}
+
+static int
+put_str(Buf *buf, PyObject *text)
+{
+    int status;
+    if ((status = PUT_TEXT(buf, "\"")) != ENC_OK || (status = put_chars(buf, text)) != ENC_OK) {
+        return status;
+    }
+    return PUT_TEXT(buf, "\"");
+}
+
+static int
+put_int64(Buf *buf, long long value)
+{
+    char digits[24];
+    char *end = digits + sizeof(digits), *start = end;
+    unsigned long long rest = (unsigned long long)value;
+    if (value < 0) {
+        rest = 0ULL - rest;
+    }
+    do {
+        *--start = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    if (value < 0) {
+        *--start = '-';
+    }
+    return put(buf, start, end - start);
+}
+
+/* An int, exactly as repr() writes it, when it fits 64 bits; a longer one goes to Python. */
+static int
+put_int(Buf *buf, PyObject *number)
+{
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    if (overflow) {
+        return ENC_OTHER;
+    }
+    if (value == -1 && PyErr_Occurred()) {
+        return ENC_ERROR;
+    }
+    return put_int64(buf, value);
+}
+
+static int
+put_value(Buf *buf, PyObject *value, int depth);
+
+static int
+put_items(Buf *buf, PyObject *const *items, Py_ssize_t count, int depth)
+{
+    int status = PUT_TEXT(buf, "[");
+    for (Py_ssize_t i = 0; i < count && status == ENC_OK; i++) {
+        if (buf->len > buf->limit) {
+            return ENC_OTHER;
+        }
+        if (i && (status = PUT_TEXT(buf, ",")) != ENC_OK) {
+            break;
+        }
+        status = put_value(buf, items[i], depth + 1);
+    }
+    return status == ENC_OK ? PUT_TEXT(buf, "]") : status;
+}
+
+/* A property value: None, bool, str, int, float (finite), or a dict (str keys), list or tuple
+ * of them. Any other value (a subclass, a datetime, NaN, ...) goes to Python, which converts
+ * it. Only built-in types are read, so no Python code runs: nothing changes them meanwhile. */
+static int
+put_value(Buf *buf, PyObject *value, int depth)
+{
+    int status;
+    if (value == Py_None) {
+        return PUT_TEXT(buf, "null");
+    }
+    if (value == Py_True) {
+        return PUT_TEXT(buf, "true");
+    }
+    if (value == Py_False) {
+        return PUT_TEXT(buf, "false");
+    }
+    if (PyUnicode_CheckExact(value)) {
+        return put_str(buf, value);
+    }
+    if (PyLong_CheckExact(value)) {
+        return put_int(buf, value);
+    }
+    if (PyFloat_CheckExact(value)) {
+        double number = PyFloat_AS_DOUBLE(value);
+        if (!isfinite(number)) {
+            return ENC_OTHER;
+        }
+        /* What float.__repr__ writes, as json.dumps does. */
+        char *text = PyOS_double_to_string(number, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (text == NULL) {
+            return ENC_ERROR;
+        }
+        status = put(buf, text, (Py_ssize_t)strlen(text));
+        PyMem_Free(text);
+        return status;
+    }
+    if (depth >= MAX_DEPTH || buf->len > buf->limit) {
+        return ENC_OTHER;
+    }
+    if (PyList_CheckExact(value)) {
+        return put_items(buf, PySequence_Fast_ITEMS(value), PyList_GET_SIZE(value), depth);
+    }
+    if (PyTuple_CheckExact(value)) {
+        return put_items(buf, PySequence_Fast_ITEMS(value), PyTuple_GET_SIZE(value), depth);
+    }
+    if (!PyDict_CheckExact(value)) {
+        return ENC_OTHER;
+    }
+    Py_ssize_t position = 0;
+    PyObject *key, *item;
+    int first = 1;
+    status = PUT_TEXT(buf, "{");
+    while (status == ENC_OK && PyDict_Next(value, &position, &key, &item)) {
+        if (buf->len > buf->limit) {
+            return ENC_OTHER;
+        }
+        /* put_str hands a key that is not a str to Python, which converts it. */
+        if ((!first && (status = PUT_TEXT(buf, ",")) != ENC_OK)
+            || (status = put_str(buf, key)) != ENC_OK || (status = PUT_TEXT(buf, ":")) != ENC_OK) {
+            break;
+        }
+        first = 0;
+        status = put_value(buf, item, depth + 1);
+    }
+    return status == ENC_OK ? PUT_TEXT(buf, "}") : status;
+}
+
+/* ,"key":"value" for an identity custom_event keeps (one with characters, not all blank). */
+static int
+put_identity(Buf *buf, const char *key, Py_ssize_t key_size, PyObject *value)
+{
+    if (!TRUTHY_STR(value) || is_blank(value)) {
+        return ENC_OK;
+    }
+    int status = put(buf, key, key_size);
+    return status == ENC_OK ? put_str(buf, value) : status;
+}
+
+#define PUT_IDENTITY(buf, key, value) \
+    put_identity(buf, ",\"" key "\":", (Py_ssize_t)sizeof(",\"" key "\":") - 1, value)
+
+/* A random (version 4) UUID as a JSON string, from 16 random bytes, as uuid.UUID(bytes=...,
+ * version=4) sets its version and variant bits and str() writes it. */
+static int
+put_uuid(Buf *buf, const unsigned char *random)
+{
+    static const char hex[] = "0123456789abcdef";
+    int status = buf_room(buf, 38);
+    if (status != ENC_OK) {
+        return status;
+    }
+    char *out = buf->data + buf->len;
+    *out++ = '"';
+    for (int i = 0; i < 16; i++) {
+        unsigned char byte = random[i];
+        if (i == 6) {
+            byte = (byte & 0x0f) | 0x40; /* the version: 4 */
+        }
+        else if (i == 8) {
+            byte = (byte & 0x3f) | 0x80; /* the variant: RFC 4122 */
+        }
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *out++ = '-';
+        }
+        *out++ = hex[byte >> 4];
+        *out++ = hex[byte & 15];
+    }
+    *out++ = '"';
+    buf->len = out - buf->data;
+    return ENC_OK;
+}
+
+/* The JSON of custom_event(item, uuid), keys in the same order, into buf (emptied first), with
+ * the uuid made from 16 random bytes. */
+static int
+put_track(Buf *buf, PyObject *item, const unsigned char *random)
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 8) {
+        return ENC_OTHER;
+    }
+    PyObject *event_name = PyTuple_GET_ITEM(item, 0), *email = PyTuple_GET_ITEM(item, 1),
+             *user_id = PyTuple_GET_ITEM(item, 2), *fingerprint = PyTuple_GET_ITEM(item, 3),
+             *customer_id = PyTuple_GET_ITEM(item, 4),
+             *customer_domain = PyTuple_GET_ITEM(item, 5),
+             *properties = PyTuple_GET_ITEM(item, 6), *ts = PyTuple_GET_ITEM(item, 7);
+    if (!PLAIN_STR(event_name) || !NONE_OR_STR(email) || !NONE_OR_STR(user_id)
+        || !NONE_OR_STR(fingerprint) || !NONE_OR_STR(customer_id)
+        || !NONE_OR_STR(customer_domain)
+        || (properties != Py_None && !PyDict_CheckExact(properties))) {
+        return ENC_OTHER;
+    }
+    PyObject *first = first_identity(email, user_id, customer_domain, customer_id, fingerprint);
+    if (first == NULL) {
+        return ENC_OTHER;
+    }
+    long long timestamp;
+    if (PyFloat_CheckExact(ts)) {
+        /* int(ts * 1000), which truncates as the cast does, for every finite value in range. */
+        double milliseconds = PyFloat_AS_DOUBLE(ts) * 1000;
+        if (!(milliseconds > -9.2e18 && milliseconds < 9.2e18)) {
+            return ENC_OTHER;
+        }
+        timestamp = (long long)milliseconds;
+    }
+    else if (PyLong_CheckExact(ts)) {
+        int overflow;
+        timestamp = PyLong_AsLongLongAndOverflow(ts, &overflow);
+        if (overflow) {
+            return ENC_OTHER;
+        }
+        if (timestamp == -1 && PyErr_Occurred()) {
+            return ENC_ERROR;
+        }
+    }
+    else {
+        return ENC_OTHER;
+    }
+    int status;
+    buf->len = 0;
+    if ((status = PUT_TEXT(buf, "{\"type\":\"custom\",\"timestamp\":")) != ENC_OK
+        || (status = put_int64(buf, timestamp)) != ENC_OK
+        || (status = PUT_TEXT(buf, ",\"url\":\"server://")) != ENC_OK
+        || (status = put_chars(buf, first)) != ENC_OK
+        || (status = PUT_TEXT(buf, "\",\"path\":\"/\",\"eventName\":")) != ENC_OK
+        || (status = put_str(buf, event_name)) != ENC_OK
+        || (status = PUT_TEXT(buf, ",\"uuid\":")) != ENC_OK
+        || (status = put_uuid(buf, random)) != ENC_OK
+        || (status = PUT_IDENTITY(buf, "email", email)) != ENC_OK
+        || (status = PUT_IDENTITY(buf, "userId", user_id)) != ENC_OK
+        || (status = PUT_IDENTITY(buf, "fingerprint", fingerprint)) != ENC_OK
+        || (status = PUT_IDENTITY(buf, "customerId", customer_id)) != ENC_OK
+        || (status = PUT_IDENTITY(buf, "customerDomain", customer_domain)) != ENC_OK) {
+        return status;
+    }
+    if (properties != Py_None
+        && ((status = PUT_TEXT(buf, ",\"properties\":")) != ENC_OK
+            || (status = put_value(buf, properties, 1)) != ENC_OK)) {
+        return status;
+    }
+    status = PUT_TEXT(buf, "}");
+    return status == ENC_OK && buf->len > buf->limit ? ENC_OTHER : status;
+}
+
+/* take_batch(queue, max_events, max_bytes, overhead, marker_type, encode_item, random)
+ *
+ * EventQueue.take_batch with the usual track() tuple encoded here, its uuid made from the next
+ * 16 bytes of `random` (os.urandom; when they run out, the tuple goes to encode_item). Encoded
+ * events (bytes) are taken as they are; every other item goes to encode_item(item), which
+ * returns its bytes or None (dropped: encode_item counts and logs it). A flush marker
+ * (marker_type) stops the batch and stays in front. The batch stops at max_events, or before
+ * the event that would take the body (`overhead` bytes plus the events and their commas) over
+ * max_bytes, which goes back to the front encoded. Each item is popped before it is encoded,
+ * as in Python: encode_item runs Python code, during which other threads may take from the
+ * queue too. */
+static PyObject *
+take_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyType_Check(args[4]) || !PyBytes_CheckExact(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "take_batch(queue, max_events, max_bytes, overhead, "
+                                         "marker_type, encode_item, random)");
+        return NULL;
+    }
+    PyObject *queue = args[0], *marker_type = args[4], *encode_item = args[5];
+    const unsigned char *random = (const unsigned char *)PyBytes_AS_STRING(args[6]);
+    Py_ssize_t random_left = PyBytes_GET_SIZE(args[6]) / 16;
+    Py_ssize_t max_events = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t overhead = PyLong_AsSsize_t(args[3]);
+    if ((max_events == -1 || max_bytes == -1 || overhead == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    Buf buf = {NULL, 0, 0, max_bytes - overhead};
+    PyObject *popleft = NULL, *appendleft = NULL, *pushed = NULL;
+    PyObject *batch = PyList_New(0);
+    if (batch == NULL || (popleft = PyObject_GetAttr(queue, s_popleft)) == NULL
+        || (appendleft = PyObject_GetAttr(queue, s_appendleft)) == NULL) {
+        goto error;
+    }
+    Py_ssize_t size = overhead;
+    while (PyList_GET_SIZE(batch) < max_events) {
+        Py_ssize_t waiting = PyObject_Size(queue);
+        if (waiting <= 0) {
+            if (waiting < 0) {
+                goto error;
+            }
+            break;
+        }
+        PyObject *item = PyObject_CallNoArgs(popleft);
+        if (item == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_IndexError)) {
+                goto error;
+            }
+            PyErr_Clear(); /* emptied meanwhile by discard_all() on another thread */
+            break;
+        }
+        PyObject *encoded = NULL;
+        if (PyBytes_CheckExact(item)) {
+            encoded = item; /* encoded already: a batch put back */
+        }
+        else if ((PyObject *)Py_TYPE(item) != marker_type) {
+            int status = ENC_OTHER;
+            if (PyTuple_CheckExact(item) && random_left > 0) {
+                status = put_track(&buf, item, random);
+            }
+            if (status == ENC_OK) {
+                random += 16;
+                random_left--;
+                encoded = PyBytes_FromStringAndSize(buf.data, buf.len);
+                if (encoded == NULL) {
+                    status = ENC_ERROR;
+                }
+            }
+            else if (status == ENC_OTHER) {
+                encoded = PyObject_CallOneArg(encode_item, item);
+                if (encoded == NULL) {
+                    status = ENC_ERROR;
+                }
+                else if (encoded != Py_None && !PyBytes_Check(encoded)) {
+                    Py_DECREF(encoded);
+                    PyErr_SetString(PyExc_TypeError, "encode_item must return bytes or None");
+                    status = ENC_ERROR;
+                }
+            }
+            Py_DECREF(item);
+            if (status == ENC_ERROR) {
+                goto error;
+            }
+            if (encoded == Py_None) {
+                Py_DECREF(encoded);
+                continue;
+            }
+        }
+        else {
+            /* A flush marker: nothing behind it goes before what is ahead of it is settled. */
+            pushed = PyObject_CallOneArg(appendleft, item);
+            Py_DECREF(item);
+            if (pushed == NULL) {
+                goto error;
+            }
+            Py_CLEAR(pushed);
+            break;
+        }
+        Py_ssize_t added = PyBytes_GET_SIZE(encoded) + (PyList_GET_SIZE(batch) ? 1 : 0);
+        if (size + added > max_bytes && PyList_GET_SIZE(batch)) {
+            pushed = PyObject_CallOneArg(appendleft, encoded);
+            Py_DECREF(encoded);
+            if (pushed == NULL) {
+                goto error;
+            }
+            Py_CLEAR(pushed);
+            break;
+        }
+        int appended = PyList_Append(batch, encoded);
+        Py_DECREF(encoded);
+        if (appended < 0) {
+            goto error;
+        }
+        size += added;
+    }
+    PyMem_Free(buf.data);
+    Py_DECREF(popleft);
+    Py_DECREF(appendleft);
+    return batch;
+error:
+    PyMem_Free(buf.data);
+    Py_XDECREF(popleft);
+    Py_XDECREF(appendleft);
+    Py_XDECREF(batch);
+    return NULL;
+}
+
 /* ---- module ------------------------------------------------------------------------------ */
 
 /* The state above is the process's, set up once by the main interpreter: a sub-interpreter
@@ -326,6 +848,10 @@ static PyMethodDef module_methods[] = {
      "custom_event(item, uuid)\n--\n\nThe wire dict of a queued track() tuple."},
     {"identity_args", identity_args, METH_O,
      "identity_args(found)\n--\n\ntrack()'s five identity arguments from an identity answer."},
+    {"take_batch", (PyCFunction)(void (*)(void))take_batch, METH_FASTCALL,
+     "take_batch(queue, max_events, max_bytes, overhead, marker_type, encode_item, random)\n"
+     "--\n\n"
+     "The worker's next batch as per-event JSON bytes (EventQueue.take_batch, compiled)."},
     {"in_main_interpreter", in_main_interpreter, METH_NOARGS,
      "in_main_interpreter()\n--\n\nWhether this is the interpreter the state is set up for."},
     {"use_custom_event", use_custom_event, METH_VARARGS,
@@ -362,6 +888,8 @@ PyInit__speedups(void)
     INTERN(s_append, "append");
     INTERN(s_wake_worker, "_wake_worker");
     INTERN(s_now, "_now");
+    INTERN(s_popleft, "popleft");
+    INTERN(s_appendleft, "appendleft");
     INTERN(k_timestamp, "timestamp");
     INTERN(k_url, "url");
     INTERN(k_event_name, "eventName");

@@ -16,6 +16,16 @@ def queue_track(
     timestamp: Any,
     /,
 ) -> bool: ...
+def take_batch(
+    queue: Any,
+    max_events: int,
+    max_bytes: int,
+    overhead: int,
+    marker_type: type,
+    encode_item: Callable[[Any], bytes | None],
+    random: bytes,
+    /,
+) -> list[bytes]: ...
 def in_main_interpreter() -> bool: ...
 def custom_event(item: Any, uuid: str, /) -> dict[str, Any]: ...
 def identity_args(found: Any, /) -> tuple[Any, ...]: ...

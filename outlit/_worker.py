@@ -12,6 +12,7 @@ interval passes, when ``flush()`` asks, or when a retry is due. What each answer
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -20,11 +21,13 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._compiled import speedups
 from ._encoding import encode_body, encode_event
+from ._events import custom_event, stamp_event
 from ._ids import new_uuids
 from ._log import get_logger
 from ._options import MAX_BODY_BYTES, Options, mask_key
-from ._queue import BODY_OVERHEAD, EventQueue, build_body
+from ._queue import BODY_OVERHEAD, EventQueue, FlushMarker, build_body
 from ._retry import is_transient, server_delay
 from ._transport import Request, Response, Transport, TransportError
 
@@ -49,6 +52,9 @@ DROP_AFTER_EXIT = "after_exit"
 _UUIDS_AT_ONCE = 1000
 # What the queue holds before encoding: event dicts, and track()'s flat tuples (see _events).
 _UNENCODED = (dict, tuple)
+# EventQueue.take_batch compiled, writing the usual track() tuple's JSON itself (None in pure
+# Python, which encodes a batch of wire dicts in one encoder call instead).
+_compiled_take_batch = speedups.take_batch if speedups is not None else None
 
 
 @dataclass(frozen=True)
@@ -264,12 +270,25 @@ class Worker:
     def _take(self, max_events: int) -> tuple[list[Any], bytes]:
         """The next batch and its body.
 
-        Usually the batch is the event dicts themselves, given their ``uuid`` and int timestamp
-        and encoded together in one call. When that fails (a value only ``encode_event`` can
-        handle), the body is over the limit, or encoded events are at the front (a retry), the
-        batch is taken event by event instead and is a list of per-event bytes.
+        Compiled, the batch is per-event bytes: the compiled ``take_batch`` writes the JSON of
+        the usual track() tuple itself and hands every other event to ``_encode_item``. In pure
+        Python, the batch is usually the event dicts themselves, given their ``uuid`` and int
+        timestamp and encoded together in one call. When that fails (a value only
+        ``encode_event`` can handle), the body is over the limit, or encoded events are at the
+        front (a retry), the batch is taken event by event instead, as per-event bytes.
         """
         queue = self.queue
+        if _compiled_take_batch is not None:
+            batch = _compiled_take_batch(
+                queue,
+                max_events,
+                MAX_BODY_BYTES,
+                BODY_OVERHEAD,
+                FlushMarker,
+                self._encode_item,
+                os.urandom(16 * max_events),  # the events' uuids (version 4, random)
+            )
+            return batch, build_body(batch)
         if queue and type(queue[0]) in _UNENCODED:
             self._ensure_uuids(max_events)
             events = queue.take_events(max_events, self._uuids.pop)
@@ -278,7 +297,7 @@ class Worker:
                 return events, body
             # Back to the front, uuids kept; encoded one by one below (warnings, size limit).
             queue.requeue(events)
-        batch = queue.take_batch(max_events, MAX_BODY_BYTES, self._encode, self._next_uuid)
+        batch = queue.take_batch(max_events, MAX_BODY_BYTES, self._encode_item)
         return batch, build_body(batch)
 
     def _ensure_uuids(self, count: int) -> None:
@@ -296,6 +315,13 @@ class Worker:
         # timestamp. (None only if the caller changed a nested value since; _encode counts it.)
         encoded = [e if type(e) is bytes else self._encode(e) for e in part]
         return [e for e in encoded if e is not None]
+
+    def _encode_item(self, item: Any) -> bytes | None:
+        """JSON bytes of a queued event, a track() tuple or an event dict, given its ``uuid``
+        and int timestamp; None when it cannot be sent (counted and logged by _encode)."""
+        if type(item) is tuple:
+            return self._encode(custom_event(item, self._next_uuid()))
+        return self._encode(stamp_event(item, self._next_uuid))
 
     def _encode(self, event: dict[str, Any]) -> bytes | None:
         """JSON bytes of a wire dict ready to encode (see ``stamp_event``), or None when it

@@ -271,17 +271,19 @@ def test_take_events_turns_queued_track_tuples_into_wire_dicts_in_order():
     assert list(queue) == [b'{"n":3}']
 
 
-def test_take_batch_encodes_queued_track_tuples_too():
+def test_take_batch_encodes_queued_track_tuples_and_event_dicts_with_the_worker(clients):
+    worker = clients()[0]._worker
+    worker._uuids = ["id-2", "id-1"]  # the stock of uuids, taken from the end
     queue = EventQueue()
     queue.append(("e0", None, None, None, "c1", None, None, TIMESTAMP))
     queue.append({"type": "identify", "email": "a@x.io", "timestamp": 1.25})
-    seen: list[dict[str, Any]] = []
+    seen: list[Any] = []
 
-    def encode(item: dict[str, Any]) -> bytes:
+    def encode_item(item: Any) -> bytes | None:
         seen.append(item)
-        return encode_event(item)
+        return worker._encode_item(item)
 
-    (custom, identify) = queue.take_batch(10, 10_000, encode, _ids())
+    (custom, identify) = queue.take_batch(10, 10_000, encode_item)
     assert strict_json(custom) == {
         "type": "custom",
         "timestamp": TIMESTAMP,
@@ -297,7 +299,7 @@ def test_take_batch_encodes_queued_track_tuples_too():
         "timestamp": 1250,
         "uuid": "id-2",
     }
-    assert [type(item) for item in seen] == [dict, dict]
+    assert [type(item) for item in seen] == [tuple, dict]
 
 
 # -- through the worker ----------------------------------------------------------------------

@@ -8,8 +8,11 @@ core's unit tests with OUTLIT_PURE_PYTHON=1, so both implementations are covered
 from __future__ import annotations
 
 import datetime
+import decimal
+import enum
 import hashlib
 import itertools
+import json
 import logging
 import os
 import shlex
@@ -29,15 +32,33 @@ from unittest import mock
 import pytest
 
 import outlit
-from outlit import Outlit, _client, _compiled, _events, _tracker
+from outlit import MAX_BODY_BYTES, Outlit, _client, _compiled, _events, _tracker
+from outlit._encoding import encode_event
+from outlit._queue import BODY_OVERHEAD, EventQueue, FlushMarker, build_body
 
 try:
-    from ._helpers import ClientFactory
+    from ._helpers import ClientFactory, assert_valid_body
 except ImportError:
-    from _helpers import ClientFactory
+    from _helpers import ClientFactory, assert_valid_body
 
 speedups = _compiled.speedups
 SOURCE = Path(outlit.__file__).with_name("_speedups.c")
+
+
+class _Color(enum.Enum):
+    RED = "red"
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    pass
 
 
 def _compiler_on_path() -> str | None:
@@ -133,6 +154,300 @@ def _outcome(function: Any, item: Any) -> Any:
     except Exception as exc:
         return ("raised", type(exc), str(exc))
     return ("built", list(event.items()))  # key order included: it is the wire's
+
+
+# -- take_batch --------------------------------------------------------------------------------
+
+RANDOM = bytes(
+    (7 * n + 3) % 256 for n in range(16 * 64)
+)  # the compiled path's uuids come from these bytes
+
+
+def _uuid_from(random: bytes, index: int) -> str:
+    return str(uuid.UUID(bytes=random[16 * index : 16 * index + 16], version=4))
+
+
+def _stdlib_bytes(event: Any) -> bytes:
+    """What the standard library writes for a wire dict, strictly: the compiled path's oracle."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _take_one(item: Any, random: bytes = RANDOM) -> tuple[bytes | None, list[Any]]:
+    """(the bytes the compiled take_batch gives item, the items it handed to encode_item)."""
+    queue = EventQueue()
+    queue.append(item)
+    handed: list[Any] = []
+
+    def encode_item(other: Any) -> bytes:
+        handed.append(other)
+        return b"handed"
+
+    batch = speedups.take_batch(
+        queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, encode_item, random
+    )
+    assert not queue
+    (encoded,) = batch
+    return (None if handed else encoded), handed
+
+
+TAKE_NAMES = ["report_exported", "é ☃ 😀", 'quote" back\\ slash', "\n\r\t\b\f \x00\x01\x1f \x7f"]
+PLAIN_VALUES: list[Any] = [
+    None, True, False, 0, -1, 2**63 - 1, -(2**63), 1.5, -0.0, 1e16, 1e-7, 5e-324,
+    1.7976931348623157e308, 0.1 + 0.2, "", "plain", "é ☃ 😀 \u2028", '"\\/\x00\x1f\x7f',
+    "x" * 1000, [], {}, (), [1, "two", 3.0, None], ("a", ("b",)), {"nested": {"deeper": [{}]}},
+    {"é": 1, "": 2, '"': 3},
+]  # fmt: skip
+ODD_VALUES: list[Any] = [
+    float("nan"), float("inf"), -float("inf"), 2**63, -(2**63) - 1, 10**30,
+    datetime.datetime(2026, 11, 27, 12, 0), datetime.date(2026, 11, 27), decimal.Decimal("1.5"),
+    uuid.UUID(int=1), _Color.RED, _Str("subclass"), _Int(3), _Dict(a=1), [_Str("in a list")],
+    {1: "int key"}, {None: "none key"}, {_Str("k"): 1}, "lone \ud800 surrogate",
+    {"lone \udfff": "key"}, {1, 2}, b"bytes", object(),
+]  # fmt: skip
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@needs_compiled
+def test_take_batch_writes_what_the_standard_library_writes() -> None:
+    # Every identity mix, names that need escapes, both kinds of timestamp: the compiled bytes
+    # are the standard library's strict encoding of custom_event_python's wire dict, byte for
+    # byte; the items it hands to Python are exactly those without an identity for the url.
+    mismatches, handed_over, expected_handed = [], [], []
+    uuid_text = _uuid_from(RANDOM, 0)
+    for ids in itertools.product(IDENTITY_VALUES, repeat=5):
+        for name, ts in itertools.product(TAKE_NAMES, TIMESTAMPS):
+            item = (name, *ids, {"plan": "pro", "seats": 3}, ts)
+            encoded, handed = _take_one(item)
+            if not any(ids):
+                expected_handed.append(item)
+            if handed:
+                handed_over.append(item)
+                continue
+            expected = _stdlib_bytes(_events.custom_event_python(item, uuid_text))
+            if encoded != expected:
+                mismatches.append((item, encoded, expected))
+    assert mismatches == []
+    assert handed_over == expected_handed
+
+
+@needs_compiled
+@pytest.mark.parametrize("value", [*PLAIN_VALUES, _nested(20)], ids=repr)
+def test_take_batch_writes_plain_property_values_itself(value: Any) -> None:
+    for properties in ({"value": value}, {"a": 1, "value": value, "z": [value, {"v": value}]}):
+        item = ("e", None, "u-1", None, None, None, properties, 1764230000.5)
+        encoded, handed = _take_one(item)
+        assert handed == []
+        expected = _stdlib_bytes(_events.custom_event_python(item, _uuid_from(RANDOM, 0)))
+        assert encoded == expected
+        assert json.loads(encoded) == json.loads(encode_event(json.loads(expected)))
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "value",
+    [
+        *ODD_VALUES,
+        _nested(40),
+        "x" * (MAX_BODY_BYTES + 1),
+        {"a": "x" * (MAX_BODY_BYTES // 2), "b": "x" * (MAX_BODY_BYTES // 2)},  # over, together
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+def test_take_batch_hands_other_values_to_python(value: Any) -> None:
+    # NaN, long ints, datetimes, subclasses, keys that are not str, lone surrogates, deep
+    # nesting, an event over the body limit: Python converts them, warns, or drops the event.
+    item = ("e", None, "u-1", None, None, None, {"before": 1, "value": value}, 1764230000.5)
+    encoded, handed = _take_one(item)
+    assert encoded is None and handed == [item]
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "item",
+    [
+        ("e", 5, None, None, None, None, None, 1.0),  # not a str
+        ("e", "a", None, None, None, None, None, float("nan")),
+        ("e", "a", None, None, None, None, None, 1e300),  # no int64 milliseconds
+        ("e", "a", None, None, None, None, None, 2**70),
+        ("e", "a", None, None, None, None, None, "not a number"),
+        ("e", "a", None, None, None, None, _Dict(a=1), 1.0),
+        (_Str("e"), "a", None, None, None, None, None, 1.0),
+        ("e", "a", None, None, None, None, None),  # too short
+    ],
+    ids=repr,
+)
+def test_take_batch_hands_unusual_tuples_to_python(item: Any) -> None:
+    assert _take_one(item) == (None, [item])
+
+
+@needs_compiled
+def test_take_batch_takes_a_mixed_queue_as_the_python_one_does(factory: ClientFactory) -> None:
+    marker = FlushMarker()
+    odd = ("odd", None, "u-1", None, None, None, {"when": datetime.date(2026, 11, 27)}, 1.5)
+    items: list[Any] = [
+        ("first", "a@x.io", None, None, None, None, {"n": 1}, 1.25),
+        odd,
+        {"type": "identify", "email": "a@x.io", "timestamp": 2.5, "traits": {"plan": "pro"}},
+        b'{"type":"custom","eventName":"put back"}',
+        ("second", None, None, None, "c1", None, None, 3000),
+        marker,
+        ("after the marker", None, "u-1", None, None, None, None, 4.0),
+    ]
+    results = []
+    for compiled in (True, False):
+        worker = factory()[0]._worker
+        worker._uuids = [f"python-{n}" for n in range(10, 0, -1)]  # taken from the end
+        queue = EventQueue()
+        queue.extend(items)
+        handed: list[Any] = []
+
+        def encode_item(item: Any, worker: Any = worker, handed: list[Any] = handed) -> Any:
+            handed.append(item)
+            return worker._encode_item(item)
+
+        if compiled:
+            batch = speedups.take_batch(
+                queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, encode_item, RANDOM
+            )
+        else:
+            batch = queue.take_batch(100, MAX_BODY_BYTES, encode_item)
+        assert list(queue) == items[5:]  # the marker stays in front of what follows it
+        results.append(([json.loads(encoded) for encoded in batch], handed))
+    (compiled_events, compiled_handed), (python_events, python_handed) = results
+    assert compiled_handed == [odd, items[2]]
+    assert python_handed == [items[0], odd, items[2], items[4]]
+    # The same events in the same order; the uuids come from RANDOM or from the worker's stock.
+    assert [e.get("uuid") for e in compiled_events] == [
+        _uuid_from(RANDOM, 0),
+        "python-1",
+        "python-2",
+        None,
+        _uuid_from(RANDOM, 1),
+    ]
+    for event in compiled_events + python_events:
+        event.pop("uuid", None)
+    assert compiled_events == python_events
+
+
+@needs_compiled
+def test_take_batch_keeps_the_body_under_the_limit_as_the_python_one_does() -> None:
+    items = [(f"e{n}", None, "u-1", None, None, None, {"pad": "x" * 300}, 1.0) for n in range(5)]
+    size = len(_take_one(items[0])[0] or b"")
+    limit = BODY_OVERHEAD + 2 * size + 1  # room for two events and their comma
+    queue = _queue_of(items)
+    batch = speedups.take_batch(queue, 100, limit, BODY_OVERHEAD, FlushMarker, _refuse, RANDOM)
+    assert [json.loads(e)["eventName"] for e in batch] == ["e0", "e1"]
+    # The third is encoded already: back in front as bytes, as EventQueue.take_batch leaves it.
+    assert type(queue[0]) is bytes and json.loads(queue[0])["eventName"] == "e2"
+    assert list(queue)[1:] == items[3:]
+    assert len(build_body(batch)) <= limit
+
+
+@needs_compiled
+def test_take_batch_stops_at_max_events_and_hands_over_when_random_bytes_run_out() -> None:
+    items = [(f"e{n}", None, "u-1", None, None, None, None, 1.0) for n in range(5)]
+    queue = _queue_of(items)
+    handed: list[Any] = []
+
+    def encode_item(item: Any) -> bytes:
+        handed.append(item)
+        return b'{"handed":true}'
+
+    random = RANDOM[:32]  # two uuids' worth
+    batch = speedups.take_batch(
+        queue, 4, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, encode_item, random
+    )
+    assert len(batch) == 4 and handed == items[2:4] and list(queue) == items[4:]
+    assert [json.loads(e).get("uuid") for e in batch[:2]] == [
+        _uuid_from(random, 0),
+        _uuid_from(random, 1),
+    ]
+
+
+@needs_compiled
+def test_take_batch_survives_the_queue_emptied_meanwhile_and_passes_errors_on() -> None:
+    odd = ("odd", None, "u-1", None, None, None, {"when": datetime.date(2026, 11, 27)}, 1.0)
+    plain = ("plain", None, "u-1", None, None, None, None, 1.0)
+    queue = _queue_of([plain, odd, plain, plain])
+
+    def discard_all(item: Any) -> bytes:
+        queue.discard_all()  # shutdown() on another thread, while Python code runs
+        return b'{"n":1}'
+
+    batch = speedups.take_batch(
+        queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, discard_all, RANDOM
+    )
+    assert len(batch) == 2 and not queue
+
+    def broken(item: Any) -> bytes:
+        raise RuntimeError("encode_item failed")
+
+    queue.extend([plain, odd])
+    with pytest.raises(RuntimeError, match="encode_item failed"):
+        speedups.take_batch(queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, broken, RANDOM)
+    with pytest.raises(TypeError):
+        speedups.take_batch(queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, _refuse, [])
+
+
+def _queue_of(items: list[Any]) -> EventQueue:
+    queue = EventQueue()
+    queue.extend(items)
+    return queue
+
+
+def _refuse(item: Any) -> bytes:
+    raise AssertionError(f"handed to Python: {item!r}")
+
+
+@needs_compiled
+def test_take_batch_keeps_no_reference_and_frees_what_it_takes() -> None:
+    name, user, value = "refcounted_event", "refcounted-user", "refcounted-value"
+    watched = (name, user, value)
+    before = [sys.getrefcount(v) for v in watched]
+    queue = EventQueue()
+    for _ in range(20):
+        queue.extend(
+            (name, None, user, None, None, None, {"k": value, "l": [value]}, 1.0)
+            for _ in range(100)
+        )
+        odd = (
+            name,
+            None,
+            user,
+            None,
+            None,
+            None,
+            {"k": value, "d": datetime.date(2026, 1, 1)},
+            1.0,
+        )
+        queue.append(odd)
+        del odd
+        batch = speedups.take_batch(
+            queue, 1000, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, lambda item: b"{}", RANDOM * 2
+        )
+        assert len(batch) == 101 and not queue
+    del batch
+    assert [sys.getrefcount(v) for v in watched] == before
+
+
+@needs_compiled
+def test_compiled_batches_pass_the_ingest_schema(factory: ClientFactory) -> None:
+    client, transport = factory()
+    for value in [*PLAIN_VALUES, *ODD_VALUES[:12]]:
+        client.track(event_name="schema_check", user_id="u-1", properties={"value": value})
+    client.track(event_name='escapes " \\ \n', email="é@x.io", properties={"é": "☃"})
+    assert client.flush(timeout=5)
+    events = [
+        e for request in transport.requests for e in assert_valid_body(request.body)["events"]
+    ]
+    assert len(events) == len(PLAIN_VALUES) + 13
+    assert len({e["uuid"] for e in events}) == len(events)
 
 
 # -- identity_args -----------------------------------------------------------------------------
