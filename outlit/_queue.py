@@ -5,11 +5,11 @@ Callers append built event dicts, or for ``track()`` the flat tuple that
 the request path). The worker takes batches from the front: in pure Python usually a run of
 events encoded together in one call (:meth:`EventQueue.take_events`), else event by event
 (:meth:`EventQueue.take_batch`); with the compiled fast paths, always event by event through
-``take_batch``'s compiled twin, which writes the JSON of track()'s tuples itself. A batch that failed for a transient reason goes back to the
-front as per-event bytes, so a retry sends the same bytes, ``uuid`` included. Encoded events (a
-batch put back, or the event that did not fit the last body) only ever sit at the front, ahead
-of every unencoded event. ``flush()`` places a :class:`FlushMarker` behind the events it waits
-for.
+``take_batch``'s compiled twin, which writes the JSON of track()'s tuples itself. A batch that
+failed for a transient reason goes back to the front as per-event bytes, so a retry sends the
+same bytes, ``uuid`` included. Encoded events (a batch put back, or the event that did not fit
+the last body) only ever sit at the front, ahead of every unencoded event. ``flush()`` places a
+:class:`FlushMarker` behind the events it waits for.
 """
 
 from __future__ import annotations
