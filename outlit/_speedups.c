@@ -668,6 +668,20 @@ put_track(Buf *buf, PyObject *item, const unsigned char *random)
     return status == ENC_OK && buf->len > buf->limit ? ENC_OTHER : status;
 }
 
+/* Put item (a reference this takes over) back at the queue's front: 0, or -1 with an
+ * exception set. */
+static int
+push_back(PyObject *appendleft, PyObject *item)
+{
+    PyObject *pushed = PyObject_CallOneArg(appendleft, item);
+    Py_DECREF(item);
+    if (pushed == NULL) {
+        return -1;
+    }
+    Py_DECREF(pushed);
+    return 0;
+}
+
 /* take_batch(queue, max_events, max_bytes, overhead, marker_type, encode_item, random)
  *
  * EventQueue.take_batch with the usual track() tuple encoded here, its uuid made from the next
@@ -697,7 +711,7 @@ take_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Buf buf = {NULL, 0, 0, max_bytes - overhead};
-    PyObject *popleft = NULL, *appendleft = NULL, *pushed = NULL;
+    PyObject *popleft = NULL, *appendleft = NULL;
     PyObject *batch = PyList_New(0);
     if (batch == NULL || (popleft = PyObject_GetAttr(queue, s_popleft)) == NULL
         || (appendleft = PyObject_GetAttr(queue, s_appendleft)) == NULL) {
@@ -759,22 +773,16 @@ take_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         else {
             /* A flush marker: nothing behind it goes before what is ahead of it is settled. */
-            pushed = PyObject_CallOneArg(appendleft, item);
-            Py_DECREF(item);
-            if (pushed == NULL) {
+            if (push_back(appendleft, item) < 0) {
                 goto error;
             }
-            Py_CLEAR(pushed);
             break;
         }
         Py_ssize_t added = PyBytes_GET_SIZE(encoded) + (PyList_GET_SIZE(batch) ? 1 : 0);
         if (size + added > max_bytes && PyList_GET_SIZE(batch)) {
-            pushed = PyObject_CallOneArg(appendleft, encoded);
-            Py_DECREF(encoded);
-            if (pushed == NULL) {
+            if (push_back(appendleft, encoded) < 0) {
                 goto error;
             }
-            Py_CLEAR(pushed);
             break;
         }
         int appended = PyList_Append(batch, encoded);

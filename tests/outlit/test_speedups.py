@@ -434,6 +434,19 @@ def test_take_batch_keeps_no_reference_and_frees_what_it_takes() -> None:
         assert len(batch) == 101 and not queue
     del batch
     assert [sys.getrefcount(v) for v in watched] == before
+    # What goes back to the front (a flush marker, an event that did not fit) is held by the
+    # queue alone afterwards.
+    marker, encoded = FlushMarker(), b'{"put":"back"}'
+    held = [sys.getrefcount(marker), sys.getrefcount(encoded)]
+    for _ in range(100):
+        queue.extend([encoded, encoded, marker])
+        batch = speedups.take_batch(
+            queue, 10, BODY_OVERHEAD + len(encoded), BODY_OVERHEAD, FlushMarker, _refuse, RANDOM
+        )
+        assert batch == [encoded] and list(queue) == [encoded, marker]
+        queue.clear()
+    del batch
+    assert [sys.getrefcount(marker), sys.getrefcount(encoded)] == held
 
 
 @needs_compiled
