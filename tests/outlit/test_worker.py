@@ -826,6 +826,12 @@ def test_flush_waits_only_for_events_queued_before_the_call(clients):
     flusher = threading.Thread(target=lambda: results.append(client.flush(timeout=5)))
     flusher.start()
     assert first.arrived.wait(5)
+    # The worker may have taken "before" on its own (a full batch) before the flush placed its
+    # marker: "after" must come behind the marker.
+    deadline = time.monotonic() + 5
+    while client._worker.queue.markers == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert client._worker.queue.markers == 1
     client.track(event_name="after", email="a@x.com")  # queued while the flush is running
     first.release.set()
     flusher.join(5)
@@ -923,20 +929,34 @@ def test_flush_during_the_encoding_of_a_batch_waits_for_its_delivery(clients):
     assert transport.events[0]["properties"] == {"r": {"rows": 3}}
 
 
-def test_a_batch_put_back_for_a_retry_while_queue_size_reads_is_still_counted(clients, monkeypatch):
-    # queue_size reads the queue, then the batch in flight; the worker may put the batch back
-    # and stop counting it in flight between the two reads. flush() returns at once when it
-    # reads 0, with everything still queued.
+def test_a_batch_put_back_for_a_retry_while_queue_size_reads_is_counted_once(clients, monkeypatch):
+    # The worker puts a batch back for a retry (5 more in the queue, 5 fewer in flight) while
+    # queue_size reads: the move waits for the read to end, so the read finds the batch in one
+    # place, neither in neither (flush() would return at once) nor in both.
     client, _ = clients()
     worker = client._worker
     worker.inflight = 5
+    read_queue = worker.queue.events_waiting
+    movers: list[threading.Thread] = []
 
-    def waiting_read_before_the_batch_came_back() -> int:
-        worker.inflight = 0  # meanwhile: requeued (after this read), then no longer in flight
-        return 0
+    def move_back() -> None:  # what _deliver does for a retry
+        with worker.move_lock:
+            worker.queue.requeue([b'{"n":%d}' % n for n in range(5)])
+            worker.inflight = 0
 
-    monkeypatch.setattr(worker.queue, "events_waiting", waiting_read_before_the_batch_came_back)
-    assert client.queue_size == 5
+    def requeued_during_the_read() -> int:
+        if not movers:
+            movers.append(threading.Thread(target=move_back))
+            movers[0].start()
+            movers[0].join(0.2)
+            assert movers[0].is_alive(), "the batch moved while queue_size was reading"
+        return read_queue()
+
+    monkeypatch.setattr(worker.queue, "events_waiting", requeued_during_the_read)
+    assert client.queue_size == 5  # still in flight
+    movers[0].join(5)
+    assert (worker.queue.events_waiting(), worker.inflight) == (5, 0)
+    assert client.queue_size == 5  # back in the queue
 
 
 def test_a_shutdown_from_a_signal_handler_during_shutdown_does_not_wait_for_itself(clients):
@@ -1289,3 +1309,42 @@ def test_successful_delivery_logs_nothing_above_debug_and_one_debug_line_per_bat
     assert all("-> 200" in m for m in posts)
     assert "2 events" in posts[0]
     assert "1 events" in posts[2]
+
+
+def test_queue_size_counts_a_batch_being_taken_once(clients: ClientFactory) -> None:
+    # The worker is in the middle of taking a batch (an odd property value is being printed
+    # by the encoder's fallback), then sending it: queue_size, read from another thread, sees
+    # the 11 events once, neither in the queue and in flight at the same time nor in neither.
+    printing, release_print, release_send = threading.Event(), threading.Event(), threading.Event()
+
+    class SlowToPrint:
+        def __str__(self) -> str:
+            printing.set()
+            release_print.wait(5)
+            return "slow"
+
+    def held(request: Request) -> Response:
+        release_send.wait(5)
+        return ok(request)
+
+    client, transport = clients(held)
+    for n in range(11):
+        properties = {"value": SlowToPrint()} if n == 5 else {"n": n}
+        client.track(event_name=f"e{n}", user_id="u-1", properties=properties)
+    flusher = threading.Thread(target=client.flush, kwargs={"timeout": 10})
+    flusher.start()
+    try:
+        assert printing.wait(5), "the worker never reached the odd value"
+        counts: list[int] = []
+        reader = threading.Thread(target=lambda: counts.append(client.queue_size))
+        reader.start()
+        release_print.set()  # the take ends; the batch is in flight until release_send
+        reader.join(5)
+        assert counts == [11]
+    finally:
+        release_print.set()
+        release_send.set()
+        flusher.join(10)
+    assert client.queue_size == 0
+    (request,) = transport.requests
+    assert len(request.json()["events"]) == 11
