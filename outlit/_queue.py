@@ -2,10 +2,10 @@
 
 Callers append built event dicts, or for ``track()`` the flat tuple that
 :func:`~outlit._events.custom_event` turns into one (``deque.append`` is atomic, so no lock on
-the request path). The worker takes batches from the front: in pure Python usually a run of
-events encoded together in one call (:meth:`EventQueue.take_events`), else event by event
-(:meth:`EventQueue.take_batch`); with the compiled fast paths, always event by event through
-``take_batch``'s compiled twin, which writes the JSON of track()'s tuples itself. A batch that
+the request path). The worker takes batches from the front with
+:meth:`EventQueue.take_batch`, which runs no code of the app's (the worker encodes after: in
+pure Python usually the whole batch in one call), or with its compiled twin, which writes the
+JSON of track()'s usual tuples itself and leaves the rest to the worker. A batch that
 failed for a transient reason goes back to the front as per-event bytes, so a retry sends the
 same bytes, ``uuid`` included. Encoded events (a batch put back, or the event that did not fit
 the last body) only ever sit at the front, ahead of every unencoded event. ``flush()`` places a
@@ -19,8 +19,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
-
-from ._events import custom_event, stamp_event
 
 # The body is {"source":"server","events":[e1,e2,...]}: this many bytes beside the events.
 BODY_PREFIX = b'{"source":"server","events":['
@@ -61,21 +59,26 @@ class EventQueue(deque):  # type: ignore[type-arg]
         self.markers = 0
         self._marker_lock = threading.RLock()  # reentrant: see Worker.counter_lock
 
+    # events_waiting() reads len(self) and self.markers without a lock: every change below
+    # makes the marker count right in the order that can only overcount the events meanwhile
+    # (a flush then waits a moment longer; an undercount could let it return before its events
+    # are sent).
+
     def add_marker(self, marker: FlushMarker) -> None:
         with self._marker_lock:
-            self.markers += 1
             self.append(marker)
+            self.markers += 1
 
     def cancel_marker(self, marker: FlushMarker) -> None:
         """Take back the marker of a flush that stopped waiting, unless already released: a
         marker left behind would stay until the queue drains, and a flush per request during
         an outage would pile them up."""
         with self._marker_lock:
+            self.markers -= 1
             try:
                 self.remove(marker)  # compares by identity: no other thread runs meanwhile
             except ValueError:
-                return  # released by the worker in the meantime
-            self.markers -= 1
+                self.markers += 1  # released by the worker in the meantime
 
     def events_waiting(self) -> int:
         return max(len(self) - self.markers, 0)
@@ -93,8 +96,8 @@ class EventQueue(deque):  # type: ignore[type-arg]
                 # A flush that timed out may have taken its marker back since it was read.
                 if not self or self[0] is not item:
                     continue
-                self.popleft()
                 self.markers -= 1
+                self.popleft()
             item.release()
 
     def release_all_markers(self) -> None:
@@ -107,68 +110,44 @@ class EventQueue(deque):  # type: ignore[type-arg]
         while True:
             with self._marker_lock:  # so that no marker is taken back or released meanwhile
                 try:
+                    if type(self[0]) is FlushMarker:
+                        self.markers -= 1
                     item = self.popleft()
                 except IndexError:
                     return discarded
-                if type(item) is FlushMarker:
-                    self.markers -= 1
             if type(item) is FlushMarker:
                 item.release()
             else:
                 discarded += 1
 
-    def take_events(self, max_events: int, next_uuid: Callable[[], str]) -> list[dict[str, Any]]:
-        """Pop up to ``max_events`` events from the front as wire dicts ready to encode (uuid
-        from ``next_uuid`` when they have none, int timestamp), stopping before anything else
-        (a flush marker, an encoded event)."""
-        events: list[dict[str, Any]] = []
-        append = events.append
-        popleft = self.popleft
-        try:
-            for _ in range(min(max_events, len(self))):
-                item = popleft()
-                kind = type(item)
-                if kind is tuple:
-                    append(custom_event(item, next_uuid()))
-                elif kind is dict:
-                    append(stamp_event(item, next_uuid))
-                else:
-                    self.appendleft(item)
-                    break
-        except IndexError:  # emptied meanwhile by discard_all() on another thread
-            pass
-        return events
+    def take_batch(self, max_events: int, max_bytes: int) -> list[Any]:
+        """Pop up to ``max_events`` items, stopping before a flush marker, and before an encoded
+        event (bytes, put back for a retry) that would take the body over ``max_bytes``.
 
-    def take_batch(
-        self, max_events: int, max_bytes: int, encode_item: Callable[[Any], bytes | None]
-    ) -> list[bytes]:
-        """Pop up to ``max_events`` encoded events whose body fits ``max_bytes``.
-
-        Stops at a flush marker. ``encode_item`` turns a queued event (a track() tuple or an
-        event dict) into its JSON bytes, or returns None when the event cannot be sent (it then
-        counts and logs the drop itself). Its compiled twin, ``outlit._speedups.take_batch``,
-        writes the JSON of the usual track() tuple itself.
+        Items that are not encoded yet (track() tuples, event dicts) are taken as they are and
+        not counted against ``max_bytes``: the worker encodes them after this, outside its move
+        lock, since encoding may run the app's code. Nothing here does. The compiled twin,
+        ``outlit._speedups.take_batch``, also writes the JSON of the usual track() tuple.
         """
-        batch: list[bytes] = []
+        batch: list[Any] = []
         size = BODY_OVERHEAD
         while self and len(batch) < max_events:
             try:
+                if type(self[0]) is FlushMarker:
+                    break
                 item = self.popleft()
             except IndexError:  # emptied meanwhile by discard_all() on another thread
                 break
-            kind = type(item)
-            if kind is FlushMarker:
+            if type(item) is FlushMarker:  # after discard_all() took the item read above
                 self.appendleft(item)
                 break
-            encoded: bytes | None = item if kind is bytes else encode_item(item)
-            if encoded is None:
-                continue
-            added = len(encoded) + (1 if batch else 0)
-            if size + added > max_bytes and batch:
-                self.appendleft(encoded)
-                break
-            batch.append(encoded)
-            size += added
+            if type(item) is bytes:
+                added = len(item) + (1 if batch else 0)
+                if size + added > max_bytes and batch:
+                    self.appendleft(item)
+                    break
+                size += added
+            batch.append(item)
         return batch
 
     def requeue(self, batch: Iterable[bytes | dict[str, Any]]) -> None:

@@ -682,28 +682,42 @@ push_back(PyObject *appendleft, PyObject *item)
     return 0;
 }
 
-/* take_batch(queue, max_events, max_bytes, overhead, marker_type, encode_item, random)
+/* Put item back at the front after an error, keeping the error set: an item is not lost to a
+ * failed allocation. Takes over the reference. */
+static void
+push_back_keeping_error(PyObject *appendleft, PyObject *item)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (push_back(appendleft, item) < 0) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(type, value, traceback);
+}
+
+/* take_batch(queue, max_events, max_bytes, overhead, marker_type, random)
  *
  * EventQueue.take_batch with the usual track() tuple encoded here, its uuid made from the next
- * 16 bytes of `random` (os.urandom; when they run out, the tuple goes to encode_item). Encoded
- * events (bytes) are taken as they are; every other item goes to encode_item(item), which
- * returns its bytes or None (dropped: encode_item counts and logs it). A flush marker
- * (marker_type) stops the batch and stays in front. The batch stops at max_events, or before
- * the event that would take the body (`overhead` bytes plus the events and their commas) over
- * max_bytes, which goes back to the front encoded. Each item is popped before it is encoded,
- * as in Python: encode_item runs Python code, during which other threads may take from the
- * queue too. */
+ * 16 bytes of `random` (os.urandom). Encoded events (bytes) are taken as they are; every other
+ * item (an event dict, a tuple with a value only Python converts, or one met after the random
+ * bytes ran out) is taken as it is, for the worker to encode. No Python code runs here: the
+ * worker calls this under its move lock, which pending() also takes, and the encoding that
+ * may run the app's code (to_dict(), __str__, log handlers) happens after the lock is let go.
+ * A flush marker (marker_type) stops the batch and stays in front. The batch stops at
+ * max_events, or before the encoded event that would take the body (`overhead` bytes plus the
+ * events and their commas, the items left as they are not counted) over max_bytes, which goes
+ * back to the front encoded. */
 static PyObject *
 take_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7 || !PyType_Check(args[4]) || !PyBytes_CheckExact(args[6])) {
+    if (nargs != 6 || !PyType_Check(args[4]) || !PyBytes_CheckExact(args[5])) {
         PyErr_SetString(PyExc_TypeError, "take_batch(queue, max_events, max_bytes, overhead, "
-                                         "marker_type, encode_item, random)");
+                                         "marker_type, random)");
         return NULL;
     }
-    PyObject *queue = args[0], *marker_type = args[4], *encode_item = args[5];
-    const unsigned char *random = (const unsigned char *)PyBytes_AS_STRING(args[6]);
-    Py_ssize_t random_left = PyBytes_GET_SIZE(args[6]) / 16;
+    PyObject *queue = args[0], *marker_type = args[4];
+    const unsigned char *random = (const unsigned char *)PyBytes_AS_STRING(args[5]);
+    Py_ssize_t random_left = PyBytes_GET_SIZE(args[5]) / 16;
     Py_ssize_t max_events = PyLong_AsSsize_t(args[1]);
     Py_ssize_t max_bytes = PyLong_AsSsize_t(args[2]);
     Py_ssize_t overhead = PyLong_AsSsize_t(args[3]);
@@ -743,33 +757,27 @@ take_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             if (PyTuple_CheckExact(item) && random_left > 0) {
                 status = put_track(&buf, item, random);
             }
-            if (status == ENC_OK) {
-                random += 16;
-                random_left--;
-                encoded = PyBytes_FromStringAndSize(buf.data, buf.len);
-                if (encoded == NULL) {
-                    status = ENC_ERROR;
+            if (status != ENC_OK) {
+                /* Taken as it is (ENC_OTHER), or the error passed on with the item back. */
+                if (status == ENC_ERROR) {
+                    push_back_keeping_error(appendleft, item);
+                    goto error;
                 }
-            }
-            else if (status == ENC_OTHER) {
-                encoded = PyObject_CallOneArg(encode_item, item);
-                if (encoded == NULL) {
-                    status = ENC_ERROR;
+                int appended = PyList_Append(batch, item);
+                Py_DECREF(item);
+                if (appended < 0) {
+                    goto error;
                 }
-                else if (encoded != Py_None && !PyBytes_Check(encoded)) {
-                    Py_DECREF(encoded);
-                    PyErr_SetString(PyExc_TypeError, "encode_item must return bytes or None");
-                    status = ENC_ERROR;
-                }
-            }
-            Py_DECREF(item);
-            if (status == ENC_ERROR) {
-                goto error;
-            }
-            if (encoded == Py_None) {
-                Py_DECREF(encoded);
                 continue;
             }
+            random += 16;
+            random_left--;
+            encoded = PyBytes_FromStringAndSize(buf.data, buf.len);
+            if (encoded == NULL) {
+                push_back_keeping_error(appendleft, item);
+                goto error;
+            }
+            Py_DECREF(item);
         }
         else {
             /* A flush marker: nothing behind it goes before what is ahead of it is settled. */
@@ -797,6 +805,12 @@ take_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(appendleft);
     return batch;
 error:
+    /* What was taken goes back in front, in its order (ahead of an item put back already). */
+    if (batch != NULL && appendleft != NULL) {
+        for (Py_ssize_t i = PyList_GET_SIZE(batch) - 1; i >= 0; i--) {
+            push_back_keeping_error(appendleft, Py_NewRef(PyList_GET_ITEM(batch, i)));
+        }
+    }
     PyMem_Free(buf.data);
     Py_XDECREF(popleft);
     Py_XDECREF(appendleft);
@@ -857,9 +871,10 @@ static PyMethodDef module_methods[] = {
     {"identity_args", identity_args, METH_O,
      "identity_args(found)\n--\n\ntrack()'s five identity arguments from an identity answer."},
     {"take_batch", (PyCFunction)(void (*)(void))take_batch, METH_FASTCALL,
-     "take_batch(queue, max_events, max_bytes, overhead, marker_type, encode_item, random)\n"
+     "take_batch(queue, max_events, max_bytes, overhead, marker_type, random)\n"
      "--\n\n"
-     "The worker's next batch as per-event JSON bytes (EventQueue.take_batch, compiled)."},
+     "The worker's next batch: JSON bytes, and items left for Python to encode "
+     "(EventQueue.take_batch, compiled)."},
     {"in_main_interpreter", in_main_interpreter, METH_NOARGS,
      "in_main_interpreter()\n--\n\nWhether this is the interpreter the state is set up for."},
     {"use_custom_event", use_custom_event, METH_VARARGS,

@@ -51,7 +51,8 @@ DROP_AFTER_EXIT = "after_exit"
 # all when the worker wakes with cold caches. (A forked child starts with none: see reset().)
 _UUIDS_AT_ONCE = 1000
 # What the queue holds before encoding: event dicts, and track()'s flat tuples (see _events).
-_UNENCODED = (dict, tuple)
+_UNENCODED = {dict, tuple}
+_ENCODED = {bytes}
 # EventQueue.take_batch compiled, writing the usual track() tuple's JSON itself (None in pure
 # Python, which encodes a batch of wire dicts in one encoder call instead).
 _compiled_take_batch = speedups.take_batch if speedups is not None else None
@@ -241,12 +242,11 @@ class Worker:
                     return False
                 if owed <= 0 and queue.events_waiting() < opts.max_batch_size:
                     return True
-                batch: list[Any] = []
-                with self.move_lock:  # pending() reads both places before or after this
-                    try:
-                        batch, body = self._take(opts.max_batch_size)
-                    finally:
-                        self.inflight = len(batch)
+                try:
+                    batch, body = self._take(opts.max_batch_size)
+                except BaseException:
+                    self.inflight = 0  # nothing in flight that nobody sends
+                    raise
                 if not batch:
                     continue
                 owed -= len(batch)
@@ -268,36 +268,67 @@ class Worker:
             time.sleep(min(max(self.retry_at - now, 0.01), deadline - now))
 
     def _take(self, max_events: int) -> tuple[list[Any], bytes]:
-        """The next batch and its body.
+        """The next batch and its body, counted in flight from the moment it leaves the queue.
 
-        Compiled, the batch is per-event bytes: the compiled ``take_batch`` writes the JSON of
-        the usual track() tuple itself and hands every other event to ``_encode_item``. In pure
-        Python, the batch is usually the event dicts themselves, given their ``uuid`` and int
-        timestamp and encoded together in one call. When that fails (a value only
-        ``encode_event`` can handle), the body is over the limit, or encoded events are at the
-        front (a retry), the batch is taken event by event instead, as per-event bytes.
+        The batch leaves the queue under ``move_lock``, which ``pending()`` takes too, and in
+        which no code of the app's runs: what is not encoded yet is encoded after, since
+        encoding may call the app's ``to_dict()`` or ``__str__``, its log handlers and signal
+        receivers (which may wait on a lock held by a thread calling ``flush()``).
+
+        Compiled, ``take_batch`` writes the JSON of the usual track() tuple itself, so the batch
+        is usually per-event bytes already. In pure Python it is usually the queued events,
+        turned into wire dicts (``uuid``, int timestamp) and encoded together in one call.
+        Anything else (an event dict when compiled, a value only ``encode_event`` converts, a
+        body over the limit, a retry's bytes) is encoded event by event by ``_fit``.
         """
         queue = self.queue
         if _compiled_take_batch is not None:
-            batch = _compiled_take_batch(
-                queue,
-                max_events,
-                MAX_BODY_BYTES,
-                BODY_OVERHEAD,
-                FlushMarker,
-                self._encode_item,
-                os.urandom(16 * max_events),  # the events' uuids (version 4, random)
-            )
-            return batch, build_body(batch)
-        if queue and type(queue[0]) in _UNENCODED:
-            self._ensure_uuids(max_events)
-            events = queue.take_events(max_events, self._uuids.pop)
-            body = encode_body(events)
+            random = os.urandom(16 * max_events)  # the events' uuids (version 4, random)
+            with self.move_lock:
+                batch = _compiled_take_batch(
+                    queue, max_events, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, random
+                )
+                self.inflight = len(batch)
+            if set(map(type, batch)) <= _ENCODED:
+                return batch, build_body(batch)
+            return self._fit(batch)
+        with self.move_lock:
+            batch = queue.take_batch(max_events, MAX_BODY_BYTES)
+            self.inflight = len(batch)
+        if batch and set(map(type, batch)) <= _UNENCODED:
+            self._ensure_uuids(len(batch))
+            next_uuid = self._uuids.pop
+            batch = [
+                custom_event(item, next_uuid())
+                if type(item) is tuple
+                else stamp_event(item, next_uuid)
+                for item in batch
+            ]
+            body = encode_body(batch)
             if body is not None and len(body) <= MAX_BODY_BYTES:
-                return events, body
-            # Back to the front, uuids kept; encoded one by one below (warnings, size limit).
-            queue.requeue(events)
-        batch = queue.take_batch(max_events, MAX_BODY_BYTES, self._encode_item)
+                return batch, body
+            # Encoded one by one instead (warnings, the size limit), uuids kept.
+        return self._fit(batch)
+
+    def _fit(self, items: list[Any]) -> tuple[list[bytes], bytes]:
+        """Per-event bytes of ``items`` (taken from the queue, in flight) up to the body limit,
+        encoding those that are not yet; the rest goes back to the queue's front, out of
+        flight. An item that cannot be sent is dropped, counted by ``_encode``."""
+        batch: list[bytes] = []
+        size = BODY_OVERHEAD
+        for index, item in enumerate(items):
+            encoded = item if type(item) is bytes else self._encode_item(item)
+            if encoded is None:
+                continue
+            added = len(encoded) + (1 if batch else 0)
+            if batch and size + added > MAX_BODY_BYTES:
+                rest = [encoded, *items[index + 1 :]]
+                with self.move_lock:
+                    self.queue.requeue(rest)
+                    self.inflight = max(self.inflight - len(rest), 0)
+                break
+            batch.append(encoded)
+            size += added
         return batch, build_body(batch)
 
     def _ensure_uuids(self, count: int) -> None:
@@ -365,10 +396,12 @@ class Worker:
                     self._count_drop(DROP_SHUTDOWN, len(unsent), [])
                     self.inflight = 0
                     return False
-                # Frozen as bytes now: every later attempt sends these same bytes. Back in the
-                # queue and out of flight in one move, as pending() sees it.
+                # Frozen as bytes now (outside the lock: encoding may run the app's code):
+                # every later attempt sends these same bytes. Back in the queue and out of
+                # flight in one move, as pending() sees it.
+                frozen = self._as_bytes(unsent)
                 with self.move_lock:
-                    self.queue.requeue(self._as_bytes(unsent))
+                    self.queue.requeue(frozen)
                     self.inflight = 0
                 return False
             elif outcome == "bad_key":
@@ -412,10 +445,10 @@ class Worker:
                 logger.info("outlit: delivery recovered after %d failed attempts", self.failures)
             self._after_answer(response)
             rejected = self._partial_rejections(response, count) if status == 207 else []
-            # Settled: out of "in flight" before it counts as delivered, so that counters read
-            # from a signal receiver add up.
-            self.inflight = max(self.inflight - (count - len(rejected)), 0)
-            self.delivered += count - len(rejected)
+            # Settled: out of flight and delivered in one move, as stats() reads them.
+            with self.move_lock:
+                self.inflight = max(self.inflight - (count - len(rejected)), 0)
+                self.delivered += count - len(rejected)
             self._emit("batch_delivered", count=count - len(rejected), status=status)
             if rejected:
                 messages = [f"events[{i}]: {m}" for i, m in rejected]
@@ -530,11 +563,15 @@ class Worker:
         sent (no longer in flight); ``in_flight=False`` for events dropped from the queue."""
         if count <= 0:
             return
-        if in_flight and self.inflight:
-            self.inflight = max(self.inflight - count, 0)
-        with self.counter_lock:
-            self.dropped[reason] = self.dropped.get(reason, 0) + count
+        self._add_drop(reason, count, in_flight)
         self._emit("events_dropped", count=count, reason=reason, messages=messages)
+
+    def _add_drop(self, reason: str, count: int, in_flight: bool) -> None:
+        # Out of flight (or of the queue) and dropped in one move, as stats() reads them.
+        with self.move_lock, self.counter_lock:
+            if in_flight and self.inflight:
+                self.inflight = max(self.inflight - count, 0)
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
 
     def note_queue_full(self) -> None:
         """Called on the request path when the queue is at its cap (rare; may take a lock).
@@ -570,7 +607,7 @@ class Worker:
     def pending(self) -> int:
         """Events waiting or in flight, read while no batch moves between the two (a batch
         counted in neither would let a flush() return at once; in both, it would be counted
-        twice). A move takes well under a millisecond."""
+        twice). A move runs no code of the app's and takes well under a millisecond."""
         with self.move_lock:
             return self.queue.events_waiting() + self.inflight
 
@@ -596,7 +633,12 @@ class Worker:
             )
 
     def _discard_queue(self, reason: str) -> None:
-        self._count_drop(reason, self.queue.discard_all(), [], in_flight=False)
+        with self.move_lock:  # out of the queue and dropped in one move, as stats() reads them
+            count = self.queue.discard_all()
+            if count:
+                self._add_drop(reason, count, in_flight=False)
+        if count:
+            self._emit("events_dropped", count=count, reason=reason, messages=[])
 
     def discard_for_shutdown(self) -> tuple[int, int]:
         """Drop what is still queued; return (queued, in flight). Events in a request that is
@@ -636,17 +678,20 @@ class Worker:
                 )
 
     def stats(self) -> ClientStats:
-        with self.counter_lock:
+        # One snapshot: the worker moves events between the queue, flight, delivered and
+        # dropped under move_lock, and no code of the app's runs under it.
+        with self.move_lock, self.counter_lock:
             dropped = dict(self.dropped)
-        queued = self.pending()
+            queued = self.queue.events_waiting() + self.inflight
+            delivered = self.delivered
         dropped_total = sum(dropped.values())
         # Dropped before they were queued: never counted as enqueued.
         before_enqueue = (DROP_QUEUE_FULL, DROP_IDENTITY_FAILED, DROP_AFTER_EXIT)
         after_enqueue = dropped_total - sum(dropped.get(reason, 0) for reason in before_enqueue)
         return ClientStats(
-            enqueued=queued + self.delivered + after_enqueue,
+            enqueued=queued + delivered + after_enqueue,
             queued=queued,
-            delivered=self.delivered,
+            delivered=delivered,
             dropped=dropped_total,
             dropped_by_reason=dropped,
             requests=self.requests,

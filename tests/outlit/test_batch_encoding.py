@@ -206,41 +206,51 @@ def _ids() -> Callable[[], str]:
     return lambda: f"id-{next(count)}"
 
 
-def test_take_events_stops_at_a_flush_marker_and_leaves_it_in_place():
+def test_take_batch_stops_at_a_flush_marker_and_leaves_it_in_place():
     queue = EventQueue()
-    first, second, third = {"n": 1, "timestamp": 1}, {"n": 2, "timestamp": 2}, {"n": 3}
+    first, second, third = {"n": 1, "timestamp": 1}, ("e", "a@x.io"), {"n": 3}
     marker = FlushMarker()
     queue.extend([first, second])
     queue.add_marker(marker)
     queue.append(third)
-    assert queue.take_events(10, _ids()) == [first, second]
+    assert queue.take_batch(10, 10_000) == [first, second]
     assert list(queue) == [marker, third]
-    assert queue.take_events(10, _ids()) == []
+    assert queue.take_batch(10, 10_000) == []
     assert list(queue) == [marker, third]
 
 
-def test_take_events_stops_at_encoded_events_and_respects_the_count():
+def test_take_batch_respects_the_count_and_leaves_encoded_events_over_the_limit():
     queue = EventQueue()
-    queue.append(b'{"n":0}')
-    queue.extend({"n": i, "timestamp": i} for i in range(1, 6))
-    assert queue.take_events(10, _ids()) == []
-    assert queue.popleft() == b'{"n":0}'
-    assert [e["n"] for e in queue.take_events(3, _ids())] == [1, 2, 3]
+    queue.extend([b'{"n":0}', b'{"n":1}'])
+    queue.extend({"n": i, "timestamp": i} for i in range(2, 6))
+    # Items not encoded yet are not counted against the limit: the worker encodes them after.
+    limit = BODY_OVERHEAD + len(b'{"n":0}')
+    assert queue.take_batch(10, limit) == [b'{"n":0}']
+    assert [e if type(e) is bytes else e["n"] for e in queue.take_batch(3, limit)] == [
+        b'{"n":1}',
+        2,
+        3,
+    ]
     assert [e["n"] for e in queue] == [4, 5]
 
 
-def test_take_events_turns_queued_track_tuples_into_wire_dicts_in_order():
-    # track() queues a flat tuple; other calls queue dicts. Both come out as wire dicts ready
-    # to encode, in order: a uuid each (a dict keeps the one it has), int milliseconds.
-    queue = EventQueue()
+def test_the_pure_worker_turns_queued_track_tuples_into_wire_dicts_in_order(clients, monkeypatch):
+    # track() queues a flat tuple; other calls queue dicts. Both become wire dicts ready to
+    # encode, in order: a uuid each (a dict keeps the one it has), int milliseconds.
+    monkeypatch.setattr(outlit._worker, "_compiled_take_batch", None)
+    worker = clients()[0]._worker
+    worker._uuids = ["id-4", "id-3", "id-2", "id-1"]  # the stock of uuids, taken from the end
+    queue = worker.queue
     identify = {"type": "identify", "n": 1, "timestamp": 2.25}
     retried = {"type": "identify", "n": 2, "timestamp": 5, "uuid": "kept"}
     queue.append(("e0", "a@x.io", None, None, None, None, {"k": 1}, 1.5))
     queue.append(identify)
     queue.append(("e2", None, "u2", "fp", "c2", "c2.io", None, 7))
     queue.append(retried)
-    queue.append(b'{"n":3}')
-    taken = queue.take_events(10, _ids())
+    queue.append(("after", "a@x.io"))
+    taken, body = worker._take(4)
+    assert strict_json(body)["events"] == taken
+    assert worker.inflight == 4
     assert taken == [
         {
             "type": "custom",
@@ -268,7 +278,7 @@ def test_take_events_turns_queued_track_tuples_into_wire_dicts_in_order():
         {"type": "identify", "n": 2, "timestamp": 5, "uuid": "kept"},
     ]
     assert taken[1] is identify
-    assert list(queue) == [b'{"n":3}']
+    assert list(queue) == [("after", "a@x.io")]
 
 
 def test_take_batch_encodes_queued_track_tuples_and_event_dicts_with_the_worker(clients):
@@ -277,13 +287,8 @@ def test_take_batch_encodes_queued_track_tuples_and_event_dicts_with_the_worker(
     queue = EventQueue()
     queue.append(("e0", None, None, None, "c1", None, None, TIMESTAMP))
     queue.append({"type": "identify", "email": "a@x.io", "timestamp": 1.25})
-    seen: list[Any] = []
-
-    def encode_item(item: Any) -> bytes | None:
-        seen.append(item)
-        return worker._encode_item(item)
-
-    (custom, identify) = queue.take_batch(10, 10_000, encode_item)
+    seen = queue.take_batch(10, 10_000)
+    (custom, identify) = [worker._encode_item(item) for item in seen]
     assert strict_json(custom) == {
         "type": "custom",
         "timestamp": TIMESTAMP,

@@ -173,21 +173,16 @@ def _stdlib_bytes(event: Any) -> bytes:
 
 
 def _take_one(item: Any, random: bytes = RANDOM) -> tuple[bytes | None, list[Any]]:
-    """(the bytes the compiled take_batch gives item, the items it handed to encode_item)."""
+    """(the bytes the compiled take_batch gives item, [item] when it leaves it to Python)."""
     queue = EventQueue()
     queue.append(item)
-    handed: list[Any] = []
-
-    def encode_item(other: Any) -> bytes:
-        handed.append(other)
-        return b"handed"
-
-    batch = speedups.take_batch(
-        queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, encode_item, random
-    )
+    batch = speedups.take_batch(queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, random)
     assert not queue
-    (encoded,) = batch
-    return (None if handed else encoded), handed
+    (taken,) = batch
+    if type(taken) is bytes:
+        return taken, []
+    assert taken is item
+    return None, [item]
 
 
 TAKE_NAMES = ["report_exported", "é ☃ 😀", 'quote" back\\ slash', "\n\r\t\b\f \x00\x01\x1f \x7f"]
@@ -305,19 +300,15 @@ def test_take_batch_takes_a_mixed_queue_as_the_python_one_does(factory: ClientFa
         worker._uuids = [f"python-{n}" for n in range(10, 0, -1)]  # taken from the end
         queue = EventQueue()
         queue.extend(items)
-        handed: list[Any] = []
-
-        def encode_item(item: Any, worker: Any = worker, handed: list[Any] = handed) -> Any:
-            handed.append(item)
-            return worker._encode_item(item)
-
         if compiled:
-            batch = speedups.take_batch(
-                queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, encode_item, RANDOM
+            taken = speedups.take_batch(
+                queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, RANDOM
             )
         else:
-            batch = queue.take_batch(100, MAX_BODY_BYTES, encode_item)
+            taken = queue.take_batch(100, MAX_BODY_BYTES)
         assert list(queue) == items[5:]  # the marker stays in front of what follows it
+        handed = [item for item in taken if type(item) is not bytes]
+        batch = [item if type(item) is bytes else worker._encode_item(item) for item in taken]
         results.append(([json.loads(encoded) for encoded in batch], handed))
     (compiled_events, compiled_handed), (python_events, python_handed) = results
     assert compiled_handed == [odd, items[2]]
@@ -341,7 +332,7 @@ def test_take_batch_keeps_the_body_under_the_limit_as_the_python_one_does() -> N
     size = len(_take_one(items[0])[0] or b"")
     limit = BODY_OVERHEAD + 2 * size + 1  # room for two events and their comma
     queue = _queue_of(items)
-    batch = speedups.take_batch(queue, 100, limit, BODY_OVERHEAD, FlushMarker, _refuse, RANDOM)
+    batch = speedups.take_batch(queue, 100, limit, BODY_OVERHEAD, FlushMarker, RANDOM)
     assert [json.loads(e)["eventName"] for e in batch] == ["e0", "e1"]
     # The third is encoded already: back in front as bytes, as EventQueue.take_batch leaves it.
     assert type(queue[0]) is bytes and json.loads(queue[0])["eventName"] == "e2"
@@ -353,46 +344,56 @@ def test_take_batch_keeps_the_body_under_the_limit_as_the_python_one_does() -> N
 def test_take_batch_stops_at_max_events_and_hands_over_when_random_bytes_run_out() -> None:
     items = [(f"e{n}", None, "u-1", None, None, None, None, 1.0) for n in range(5)]
     queue = _queue_of(items)
-    handed: list[Any] = []
-
-    def encode_item(item: Any) -> bytes:
-        handed.append(item)
-        return b'{"handed":true}'
-
     random = RANDOM[:32]  # two uuids' worth
-    batch = speedups.take_batch(
-        queue, 4, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, encode_item, random
-    )
-    assert len(batch) == 4 and handed == items[2:4] and list(queue) == items[4:]
+    batch = speedups.take_batch(queue, 4, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, random)
+    assert len(batch) == 4 and batch[2:] == items[2:4] and list(queue) == items[4:]
     assert [json.loads(e).get("uuid") for e in batch[:2]] == [
         _uuid_from(random, 0),
         _uuid_from(random, 1),
     ]
 
 
+class _Loud:
+    """A value whose conversion is the app's code: take_batch must not run it."""
+
+    def __str__(self) -> str:
+        raise AssertionError("the app's __str__ ran")
+
+    def to_dict(self) -> dict[str, Any]:
+        raise AssertionError("the app's to_dict ran")
+
+
+class _LoudDict(dict):  # type: ignore[type-arg]
+    def items(self) -> Any:
+        raise AssertionError("the app's items() ran")
+
+    def keys(self) -> Any:
+        raise AssertionError("the app's keys() ran")
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the app's __iter__ ran")
+
+
 @needs_compiled
-def test_take_batch_survives_the_queue_emptied_meanwhile_and_passes_errors_on() -> None:
-    odd = ("odd", None, "u-1", None, None, None, {"when": datetime.date(2026, 11, 27)}, 1.0)
-    plain = ("plain", None, "u-1", None, None, None, None, 1.0)
-    queue = _queue_of([plain, odd, plain, plain])
-
-    def discard_all(item: Any) -> bytes:
-        queue.discard_all()  # shutdown() on another thread, while Python code runs
-        return b'{"n":1}'
-
-    batch = speedups.take_batch(
-        queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, discard_all, RANDOM
+def test_take_batch_runs_no_code_of_the_apps_and_refuses_wrong_arguments() -> None:
+    # The worker calls take_batch under the lock that queue_size and flush() take: code of the
+    # app's that ran there (a to_dict() waiting on a lock a flushing thread holds) could
+    # deadlock them. What only Python converts is taken as it is, for the worker to encode.
+    odd = [
+        ("loud", None, "u-1", None, None, None, {"value": _Loud()}, 1.0),
+        ("loud", None, "u-1", None, None, None, _LoudDict(a=1), 1.0),
+        ("loud", None, "u-1", None, None, None, {"nested": [{"value": _Loud()}]}, 1.0),
+        {"type": "identify", "email": "a@x.io", "timestamp": 1.0, "traits": _LoudDict(a=1)},
+    ]
+    queue = _queue_of(odd)
+    assert (
+        speedups.take_batch(queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, RANDOM) == odd
     )
-    assert len(batch) == 2 and not queue
-
-    def broken(item: Any) -> bytes:
-        raise RuntimeError("encode_item failed")
-
-    queue.extend([plain, odd])
-    with pytest.raises(RuntimeError, match="encode_item failed"):
-        speedups.take_batch(queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, broken, RANDOM)
+    assert not queue
     with pytest.raises(TypeError):
-        speedups.take_batch(queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, _refuse, [])
+        speedups.take_batch(queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, [])
+    with pytest.raises(TypeError):
+        speedups.take_batch(queue, 100, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, _refuse, RANDOM)
 
 
 def _queue_of(items: list[Any]) -> EventQueue:
@@ -429,9 +430,9 @@ def test_take_batch_keeps_no_reference_and_frees_what_it_takes() -> None:
         queue.append(odd)
         del odd
         batch = speedups.take_batch(
-            queue, 1000, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, lambda item: b"{}", RANDOM * 2
+            queue, 1000, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, RANDOM * 2
         )
-        assert len(batch) == 101 and not queue
+        assert len(batch) == 101 and not queue and type(batch[-1]) is tuple
     del batch
     assert [sys.getrefcount(v) for v in watched] == before
     # What goes back to the front (a flush marker, an event that did not fit) is held by the
@@ -441,7 +442,7 @@ def test_take_batch_keeps_no_reference_and_frees_what_it_takes() -> None:
     for _ in range(100):
         queue.extend([encoded, encoded, marker])
         batch = speedups.take_batch(
-            queue, 10, BODY_OVERHEAD + len(encoded), BODY_OVERHEAD, FlushMarker, _refuse, RANDOM
+            queue, 10, BODY_OVERHEAD + len(encoded), BODY_OVERHEAD, FlushMarker, RANDOM
         )
         assert batch == [encoded] and list(queue) == [encoded, marker]
         queue.clear()

@@ -11,7 +11,7 @@ import gc
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +28,7 @@ from outlit import (
     TransportError,
     signals,
 )
+from outlit._queue import FlushMarker
 from outlit._retry import server_delay
 
 try:
@@ -927,6 +928,113 @@ def test_flush_during_the_encoding_of_a_batch_waits_for_its_delivery(clients):
     assert result.settled
     assert [e["eventName"] for e in transport.events] == ["report"]
     assert transport.events[0]["properties"] == {"r": {"rows": 3}}
+
+
+class _WaitsForTheAppsLock:
+    """A property value whose to_dict() needs a lock of the app's (a model reading a field)."""
+
+    def __init__(self, lock: threading.Lock, started: threading.Event) -> None:
+        self.lock, self.started = lock, started
+
+    def to_dict(self) -> dict[str, bool]:
+        self.started.set()
+        got = self.lock.acquire(timeout=5)  # without the timeout, the old code hung for good
+        if got:
+            self.lock.release()
+        return {"got_the_lock": got}
+
+
+def test_flush_keeps_its_timeout_while_the_batch_waits_for_a_lock_the_caller_holds(clients):
+    # A thread holds an app lock and flushes; the event's to_dict() needs that lock. The
+    # worker encodes outside the lock that queue_size takes, so flush() gives up on time
+    # (and the event is sent once the lock is free) instead of both waiting on each other.
+    app_lock, started = threading.Lock(), threading.Event()
+    client, transport = clients(flush_interval=0.05)
+    with app_lock:
+        client.track(
+            event_name="row_exported",
+            user_id="u-1",
+            properties={"row": _WaitsForTheAppsLock(app_lock, started)},
+        )
+        assert started.wait(5)
+        began = time.monotonic()
+        result = client.flush(timeout=0.3)
+        took = time.monotonic() - began
+        assert client.queue_size == 1 and client.stats.queued == 1  # in flight, counted once
+    assert took < 2, f"flush(timeout=0.3) took {took:.1f} s"
+    assert (result.settled, result.pending) == (False, 1)
+    assert client.flush(timeout=5).settled
+    assert [e["properties"] for e in transport.events] == [{"row": {"got_the_lock": True}}]
+
+
+def test_aflush_does_not_hold_the_event_loop_while_the_app_encodes_slowly(clients):
+    started = threading.Event()
+
+    class Slow:
+        def to_dict(self) -> dict[str, int]:
+            started.set()
+            time.sleep(1.0)
+            return {"rows": 3}
+
+    client, transport = clients(flush_interval=0.05)
+    client.track(event_name="report", user_id="u-1", properties={"r": Slow()})
+    assert started.wait(5)
+
+    async def main() -> tuple[float, float]:
+        longest, last, done = 0.0, time.monotonic(), False
+
+        async def ticker() -> None:
+            nonlocal longest, last
+            while not done:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                longest, last = max(longest, now - last), now
+
+        task = asyncio.ensure_future(ticker())
+        began = time.monotonic()
+        result = await client.aflush(timeout=0.05)
+        took = time.monotonic() - began
+        done = True
+        await task
+        assert not result.settled
+        return took, longest
+
+    took, longest = asyncio.run(main())
+    assert took < 0.5 and longest < 0.5, (took, longest)
+    assert client.flush(timeout=5).settled
+    assert [e["properties"] for e in transport.events] == [{"r": {"rows": 3}}]
+
+
+def test_flush_markers_never_make_queue_size_count_too_few(clients, monkeypatch):
+    # queue_size is the queue's length less its flush markers, read without a lock: each
+    # change to the markers is ordered so that a read in between counts one too many (a flush
+    # waits a moment longer), never one too few (a flush could return before its events went).
+    client, _ = clients()
+    queue = client._worker.queue
+    client.track(event_name="waiting", user_id="u-1")  # the worker was never started
+    seen: list[int] = []
+
+    def watched(name: str) -> None:
+        method = getattr(queue, name)
+
+        def call(*args: Any) -> Any:
+            seen.append(queue.events_waiting())
+            result = method(*args)
+            seen.append(queue.events_waiting())
+            return result
+
+        monkeypatch.setattr(queue, name, call)
+
+    for name in ("append", "remove", "popleft"):
+        watched(name)
+    waiting, taken_back = FlushMarker(), FlushMarker()
+    queue.add_marker(waiting)
+    queue.add_marker(taken_back)
+    queue.cancel_marker(taken_back)
+    deque.append(queue, deque.popleft(queue))  # the event behind the marker, unwatched
+    queue.release_front_markers()
+    assert waiting.done.is_set() and queue[0][0] == "waiting"
+    assert seen and min(seen) >= 1, seen
 
 
 def test_a_batch_put_back_for_a_retry_while_queue_size_reads_is_counted_once(clients, monkeypatch):
