@@ -241,17 +241,6 @@ def lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -
     return tracker
 
 
-def source_tracker(client: Outlit, source: IdentitySource) -> BoundTracker:
-    """A tracker for ``source`` (a mapping, a function of no argument, or None), built without
-    ``__init__`` and its check of ``source``: for an adapter that makes one on every request
-    from a source it knows to be one of those."""
-    tracker: BoundTracker = _new(BoundTracker)
-    tracker._client = client
-    tracker._source = source
-    tracker._ids = None
-    return tracker
-
-
 # What the log says after an identity function failed.
 _WITHOUT_IDENTITY = (
     "calls that name no identity of their own are not sent (counted as dropped, reason "

@@ -14,10 +14,11 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.core.signals import request_finished
 from django.test.signals import setting_changed
 
+from outlit import BoundTracker
 from outlit._tracker import login_identity, user_identity
 
 from . import conf
@@ -62,6 +63,44 @@ def identify_on_login(
         logger.exception("outlit: could not send identify for the login of %r", user)
 
 
+def refresh_tracker_on_login(
+    sender: Any, *, request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    """``request.outlit`` after a login in the middle of its request is the new user's, even
+    when it looked its identity up before (an async view's is looked up before the view
+    runs). Looked up again right here if it was: receivers run in sync code, also for
+    ``alogin()``, where an identity function may query the database."""
+    _refresh_tracker(request, look_up=True)
+
+
+def refresh_tracker_on_logout(
+    sender: Any, *, request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    """The same after a logout; looked up on next use, since ``request.user`` becomes the
+    anonymous user only after this signal."""
+    _refresh_tracker(request, look_up=False)
+
+
+def _refresh_tracker(request: HttpRequest | None, look_up: bool) -> None:
+    tracker = request.__dict__.get("outlit") if request is not None else None
+    if not isinstance(tracker, BoundTracker) or request is None:
+        return
+    try:
+        from .middleware import request_tracker
+
+        looked_up = tracker._ids is not None
+        fresh = request_tracker(request)
+        # In place, so that a tracker the view already holds follows too. The source first:
+        # a lookup that finds no identity yet then finds this source.
+        tracker._source = fresh._source
+        tracker._ids = fresh._ids
+        if look_up and looked_up and tracker._ids is None:
+            tracker._resolve()  # logs what the identity function raises; never raises
+    except Exception:
+        # A login or logout must succeed even when analytics cannot follow it.
+        logger.exception("outlit: could not update request.outlit after a login or logout")
+
+
 def _extra_identity(function: conf.IdentityFunction, request: HttpRequest) -> dict[str, Any]:
     # Checked as request.outlit checks it; a failing function costs only its own fields.
     return login_identity(functools.partial(function, request))
@@ -86,6 +125,8 @@ def connect() -> None:
     """Connect every receiver once (dispatch_uid makes a second call a no-op)."""
     setting_changed.connect(reset_on_setting_changed, dispatch_uid="outlit_django.settings")
     user_logged_in.connect(identify_on_login, dispatch_uid="outlit_django.login")
+    user_logged_in.connect(refresh_tracker_on_login, dispatch_uid="outlit_django.login_tracker")
+    user_logged_out.connect(refresh_tracker_on_logout, dispatch_uid="outlit_django.logout")
     connect_request_finished()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any, cast
 
@@ -11,7 +12,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from outlit import Outlit as OutlitClient
-from outlit._doctor import check_connectivity, check_key, describe
+from outlit._doctor import Check, check_connectivity, check_key, describe
+from outlit._options import ENV_PUBLIC_KEY
 from outlit.signals import batch_delivered, batch_failed, events_dropped
 
 from ._config import FLASK_DEFAULTS
@@ -134,6 +136,13 @@ def check_command(timeout: float) -> None:
     client = _client()
     app = current_app
     shown = describe(client.options)
+    # Switched off without a key, the client runs with a stand-in key: not one to show.
+    no_key = not client.options.enabled and not (
+        app.config.get("OUTLIT_PUBLIC_KEY") or os.environ.get(ENV_PUBLIC_KEY)
+    )
+    if no_key:
+        shown["public_key"] = "(none)"
+        shown["events_url"] = "(none: no public key)"
     click.echo(f"Outlit configuration of app {app.name!r}:")
     for name, value in shown.items():
         label = "events url" if name == "events_url" else f"OUTLIT_{name.upper()}"
@@ -142,7 +151,11 @@ def check_command(timeout: float) -> None:
         click.echo(f"  {key:<32} {app.config.get(key)}")
     login = "found" if getattr(app, "login_manager", None) is not None else "not set up"
     click.echo(f"  {'Flask-Login LoginManager':<32} {login}")
-    checks = [check_key(client.options.public_key)]
+    checks = [
+        Check("public key", True, "none, and none needed while OUTLIT_ENABLED is False")
+        if no_key
+        else check_key(client.options.public_key)
+    ]
     if client.options.enabled:
         checks += check_connectivity(client.options.api_host, timeout, client.options.transport)
     else:

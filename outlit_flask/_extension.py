@@ -7,13 +7,13 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Flask, current_app, g, has_app_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 
 from outlit import BoundTracker, OptionError
 from outlit import Outlit as OutlitClient
 from outlit._log import get_logger
 from outlit._options import OPTION_NAMES
-from outlit._tracker import is_async_callable, login_identity, source_tracker, user_identity
+from outlit._tracker import is_async_callable, login_identity, lookup_tracker, user_identity
 
 from ._cli import outlit_cli
 from ._config import CONFIG_DEFAULTS, FlaskSettings, read_config
@@ -46,6 +46,21 @@ _current_app: Callable[[], Any] = getattr(current_app, "_get_current_object", la
 # Where g keeps (request, tracker) for g.outlit: not under "outlit", so that every access goes
 # through the app's globals class and a new request never sees an earlier one's tracker.
 _G_KEY = "_outlit_tracker"
+
+
+def _lookup_in(subject: tuple[Any, Any]) -> Any:
+    """The identity a loader finds, asked only in the request the tracker was made for: a
+    loader reads whatever request is current, so a tracker kept past its request, or used on
+    another thread, would find another request's user, or none."""
+    loader, made_for = subject
+    if has_request_context() and _current_request() is made_for:
+        return loader()
+    logger.warning(
+        "outlit: g.outlit was used outside the request it was made for (after it ended, or "
+        "on another thread), where that request's user is unknown: pass the identity to the "
+        "call, or read g.outlit.identity in the request first (it is kept)"
+    )
+    return None
 
 
 class Outlit:
@@ -260,19 +275,26 @@ class _AppHooks:
         if self._identify_user:
             # What client.bind() returns, built directly (bind() imports on every call). The
             # loader is read now (it may be registered after init_app) and is the source.
-            loader = self._extension._identity_loader
-            tracker = source_tracker(
-                self._client, current_user_identity if loader is None else loader
-            )
+            tracker = lookup_tracker(self._client, _lookup_in, (self._loader(), current))
         else:
             tracker = self._anonymous
         globals_.__dict__[_G_KEY] = (current, tracker)
         return tracker
 
-    @staticmethod
-    def forget_tracker() -> None:
-        """The next read of g.outlit makes a new tracker (the user logged in or out)."""
-        _current_g().__dict__.pop(_G_KEY, None)
+    def _loader(self) -> Any:
+        loader = self._extension._identity_loader
+        return current_user_identity if loader is None else loader
+
+    def refresh_tracker(self) -> None:
+        """The user logged in or out: the request's tracker, if made, looks its identity up
+        again on next use. In place, since a view may hold it."""
+        kept = _current_g().__dict__.get(_G_KEY)
+        if kept is None or not has_request_context() or kept[0] is not _current_request():
+            return
+        tracker: BoundTracker = kept[1]
+        # The source first: a lookup that finds no identity yet then finds this source.
+        tracker._source = (_lookup_in, (self._loader(), kept[0]))
+        tracker._ids = None
 
     def connect_login_signals(self, app: Flask) -> None:
         settings = self._settings
@@ -292,8 +314,8 @@ class _AppHooks:
 
     def on_login(self, app: Flask, user: Any = None, **extra: Any) -> None:
         if self._settings.identify_user and has_app_context():
-            # A fresh tracker: an identity looked up before login_user() in this request is stale.
-            self.forget_tracker()
+            # The identity looked up before login_user() in this request is stale.
+            self.refresh_tracker()
         if not self._settings.identify_on_login:
             return
         try:
@@ -310,7 +332,7 @@ class _AppHooks:
 
     def on_logout(self, app: Flask, user: Any = None, **extra: Any) -> None:
         if has_app_context():
-            self.forget_tracker()
+            self.refresh_tracker()
 
     def flush_on_teardown(self, exc: BaseException | None) -> None:
         client = self._client

@@ -71,6 +71,50 @@ class IdentifyOnLoginTests(LoginTestCase):
         assert (event["type"], event["userId"]) == ("identify", str(self.jane.pk))
 
 
+class TrackerAfterLoginTests(LoginTestCase):
+    """request.outlit follows a login or logout in the middle of its request, identify on login
+    or not, with the default identity or a function of the app's."""
+
+    outlit_settings: ClassVar[dict[str, Any]] = {
+        "IDENTIFY_ON_LOGIN": False,
+        "IDENTIFY_USER": "djtestproject.identity.organization_identity",
+    }
+
+    def test_a_view_that_logs_in_then_tracks_sends_the_new_user(self):
+        response = Client().post(
+            "/login/", {"username": "jane", "password": "secret-pw", "track": "1"}
+        )
+        assert response.status_code == 200
+        (event,) = self.sent()
+        assert (event["eventName"], event["userId"]) == ("signed_in", str(self.jane.pk))
+
+    def test_a_logout_forgets_the_user(self):
+        response = Client().post(
+            "/login/", {"username": "jane", "password": "secret-pw", "logout": "1"}
+        )
+        identities = response.json()
+        assert identities["logged_in"]["user_id"] == str(self.jane.pk)
+        assert "user_id" not in identities["after"]
+
+    @pytest.mark.skipif(django.VERSION < (5, 0), reason="django.contrib.auth.alogin is 5.0+")
+    async def test_an_async_view_that_logs_in_then_tracks_sends_the_new_user(self):
+        # Its identity was looked up before the view ran (the function may query the
+        # database, which Django refuses in the event loop): the login looks it up again.
+        for client in (AsyncClient(), Client()):  # under ASGI, and under WSGI
+            data = {"username": "jane", "password": "secret-pw", "track": "1"}
+            if isinstance(client, AsyncClient):
+                response = await client.post("/alogin/", data)
+            else:
+                from asgiref.sync import sync_to_async
+
+                response = await sync_to_async(client.post)("/alogin/", data)
+            assert response.status_code == 200
+        assert await outlit.aflush(timeout=5)
+        assert [(e["eventName"], e["userId"]) for e in self.transport.events] == [
+            ("signed_in", str(self.jane.pk))
+        ] * 2
+
+
 class IdentifyOnLoginOffTests(LoginTestCase):
     outlit_settings: ClassVar[dict[str, Any]] = {"IDENTIFY_ON_LOGIN": False}
 

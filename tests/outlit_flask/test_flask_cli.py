@@ -212,6 +212,21 @@ def test_check_of_a_disabled_app_does_not_fail_on_the_connection(make_app):
     assert "connection to the API host is not checked" in result.output
 
 
+def test_check_of_a_disabled_app_without_a_key_shows_none(make_app, monkeypatch):
+    # Switched off, no key is needed: the check must not show the client's stand-in key as if
+    # it were configured, nor pass a key check for it.
+    monkeypatch.delenv("OUTLIT_PUBLIC_KEY", raising=False)
+    app = make_app(OUTLIT_PUBLIC_KEY=None, OUTLIT_ENABLED=False)
+    Outlit(app)
+
+    result = app.test_cli_runner().invoke(args=["outlit", "check", "--timeout", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert "pk_disa" not in result.output
+    assert "OUTLIT_PUBLIC_KEY                (none)" in result.output
+    assert "ok    public key: none, and none needed while OUTLIT_ENABLED is False" in result.output
+
+
 def test_check_flags_a_placeholder_key(make_app):
     # A closed port on this machine: the check's connection test leaves 127.0.0.1 alone.
     app = make_app(OUTLIT_PUBLIC_KEY="pk_...", OUTLIT_API_HOST=f"http://127.0.0.1:{_closed_port()}")

@@ -445,3 +445,58 @@ def test_g_outlit_works_in_a_test_request_context(make_app, transport):
         g.outlit.track(event_name="from_a_unit_test")
     (event,) = _flushed_events(app, transport)
     assert (event["eventName"], event["userId"]) == ("from_a_unit_test", "u-7")
+
+
+def test_a_tracker_kept_past_its_request_never_takes_another_requests_user(
+    make_app, transport, users, caplog
+):
+    # The loader reads whatever request is current: a tracker that lives on (kept by the app,
+    # or handed to a thread) must not find the next request's user, nor fail without a word.
+    import threading
+
+    app = make_app(login=True, OUTLIT_IDENTIFY_ON_LOGIN=False)
+    Outlit(app)
+    _add_login_route(app, users)
+    kept: dict[str, Any] = {}
+    from_thread: list[str] = []
+
+    @app.post("/keep")
+    def keep() -> str:
+        kept["unread"] = g.outlit
+
+        def in_a_thread(tracker: Any = g.outlit) -> None:
+            try:
+                tracker.track(event_name="from_a_thread")
+            except outlit.InvalidEventError as exc:
+                from_thread.append(str(exc))
+
+        worker = threading.Thread(target=in_a_thread)
+        worker.start()
+        worker.join(5)
+        return "ok"
+
+    @app.post("/keep-read")
+    def keep_read() -> str:
+        kept["read"] = g.outlit
+        _ = g.outlit.identity  # looked up in its request, and kept
+        return "ok"
+
+    @app.post("/use")
+    def use() -> str:
+        kept["read"].track(event_name="kept_and_read")
+        with pytest.raises(outlit.InvalidEventError):
+            kept["unread"].track(event_name="kept_unread")
+        return "ok"
+
+    ada, other = app.test_client(), app.test_client()
+    ada.post("/login/1")
+    other.post("/login/2")
+    with caplog.at_level(logging.WARNING, logger="outlit"):
+        assert ada.post("/keep").status_code == 200
+        assert ada.post("/keep-read").status_code == 200
+        assert other.post("/use").status_code == 200
+    assert len(from_thread) == 1
+    # Once: the thread's lookup found no identity, which the tracker keeps.
+    assert caplog.text.count("g.outlit was used outside the request it was made for") == 1
+    events = _flushed_events(app, transport)
+    assert [(e["eventName"], e.get("userId")) for e in events] == [("kept_and_read", "1")]

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from django.contrib import auth
-from django.contrib.auth import authenticate, login
+from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from outlit_django import outlit
@@ -52,7 +52,16 @@ def login_view(request: HttpRequest) -> HttpResponse:
     )
     if user is None:
         return HttpResponse(status=401)
+    if request.POST.get("logout"):
+        _ = request.outlit.identity  # type: ignore[attr-defined]  # looked up before the login
     login(request, user)
+    if request.POST.get("track"):
+        request.outlit.track(event_name="signed_in")  # type: ignore[attr-defined]
+    if request.POST.get("logout"):
+        logged_in = request.outlit.identity  # type: ignore[attr-defined]
+        logout(request)
+        after = request.outlit.identity  # type: ignore[attr-defined]
+        return JsonResponse({"logged_in": logged_in, "after": after})
     return HttpResponse("signed in")
 
 
@@ -65,6 +74,8 @@ async def alogin_view(request: HttpRequest) -> HttpResponse:
     if user is None:
         return HttpResponse(status=401)
     await auth.alogin(request, user)  # Django 5.0+
+    if request.POST.get("track"):
+        request.outlit.track(event_name="signed_in")  # type: ignore[attr-defined]
     return HttpResponse("signed in")
 
 
