@@ -56,8 +56,9 @@ bench: $(STAMP)
 		$(BIN)/python benchmarks/frameworks.py --pin \
 		&& $(BIN)/python benchmarks/frameworks.py --shared --rounds 10 --restarts 2; \
 		else $(BIN)/python benchmarks/frameworks.py; fi
-	@if command -v valgrind >/dev/null 2>&1; then $(BIN)/python benchmarks/instructions.py --repeat 3; \
-		else echo "valgrind not installed: skipping benchmarks/instructions.py"; fi
+	@if command -v valgrind >/dev/null 2>&1; then $(BIN)/python benchmarks/instructions.py --repeat 3 \
+		&& $(BIN)/python benchmarks/footprint.py; \
+		else echo "valgrind not installed: skipping benchmarks/instructions.py and footprint.py"; fi
 
 # tox finds python3.10 ... python3.13 on PATH; pyenv's installed versions are put there too.
 tox: $(STAMP)
