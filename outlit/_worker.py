@@ -108,9 +108,9 @@ class Worker:
         # Reentrant, as every lock a tracking call may take: a signal handler that tracks can
         # run on the main thread while that thread holds it (a plain Lock would hang there).
         self.counter_lock = threading.RLock()
-        # Held while a batch moves between the queue and "in flight" (taken, or put back for a
-        # retry), so that pending() never counts it in both places, nor in neither. Reentrant:
-        # a log handler that reads queue_size may run on the thread moving the batch.
+        # Held while events move between the queue, "in flight", delivered and dropped, so that
+        # pending() and stats() never count them in two places, nor in none. No code of the
+        # app's runs under it. Reentrant: _discard_queue counts its drops under it.
         self.move_lock = threading.RLock()
         self.thread: threading.Thread | None = None
         self.stopping = False
@@ -122,6 +122,12 @@ class Worker:
         self.failed_at = 0.0  # when the last transient failure happened (monotonic)
         self.last_send = 0.0
         self.inflight = 0
+        # After a transient failure in the middle of splitting a batch the service refused as
+        # too large (400/413), the next batches are no larger than the part that failed: taking
+        # the whole batch again would start the split over, and with frequent failures it
+        # might never get to parts small enough. Doubled after each batch delivered without a
+        # split, until back at max_batch_size (None).
+        self.split_cap: int | None = None
         self.delivered = 0
         self.requests = 0
         self.failed_requests = 0
@@ -243,7 +249,10 @@ class Worker:
                 if owed <= 0 and queue.events_waiting() < opts.max_batch_size:
                     return True
                 try:
-                    batch, body = self._take(opts.max_batch_size)
+                    cap = self.split_cap
+                    batch, body = self._take(
+                        opts.max_batch_size if cap is None else min(cap, opts.max_batch_size)
+                    )
                 except BaseException:
                     self.inflight = 0  # nothing in flight that nobody sends
                     raise
@@ -381,11 +390,13 @@ class Worker:
         ``body`` is the encoded ``batch``; parts and retries use per-event bytes."""
         pending = [batch]
         first: bytes | None = body
+        split = False
         while pending:
             part = pending.pop(0)
             outcome = self._post(part, first)
             first = None
             if outcome == "split":
+                split = True
                 part = self._as_bytes(part)
                 middle = len(part) // 2
                 pending[0:0] = [half for half in (part[:middle], part[middle:]) if half]
@@ -403,10 +414,15 @@ class Worker:
                 with self.move_lock:
                     self.queue.requeue(frozen)
                     self.inflight = 0
+                if split:
+                    self.split_cap = len(part)
                 return False
             elif outcome == "bad_key":
                 self._count_drop(DROP_INVALID_KEY, sum(len(p) for p in [part, *pending]), [])
                 return True
+        if not split and self.split_cap is not None:
+            doubled = self.split_cap * 2
+            self.split_cap = None if doubled >= self.options.max_batch_size else doubled
         return True
 
     def _pace(self) -> None:

@@ -481,6 +481,29 @@ def test_one_rejected_event_is_isolated_and_the_rest_delivered_once(clients, sta
     assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(1, "rejected")]
 
 
+def test_a_split_interrupted_by_a_transient_failure_is_not_started_over(clients):
+    # An endpoint (a proxy, say) refuses bodies over 3 events and fails every fifth request.
+    # Before, the retry took the whole batch again and restarted the split, which never got
+    # down to 3 events between two failures: thousands of requests, nothing delivered.
+    answered, delivered = [0], Counter[str]()
+
+    def handler(request):
+        answered[0] += 1
+        if answered[0] % 5 == 1:
+            return Response(503, {}, b"")
+        if len(names(request)) > 3:
+            return Response(413, {}, b'{"message":"too large"}')
+        delivered.update(names(request))
+        return ok(request)
+
+    client, transport = clients(handler, max_requests_per_second=1000)
+    for i in range(100):
+        client.track(event_name=f"e{i}", email="a@x.com")
+    assert client.flush(timeout=10).settled
+    assert delivered == Counter(f"e{i}" for i in range(100))  # each once
+    assert len(transport.requests) < 200
+
+
 def test_two_rejected_events_among_many_are_both_isolated(clients):
     def handler(request):
         if {"poison"} & set(names(request)):
