@@ -53,7 +53,11 @@ def _lookup_in(subject: tuple[Any, Any]) -> Any:
     loader reads whatever request is current, so a tracker kept past its request, or used on
     another thread, would find another request's user, or none."""
     loader, made_for = subject
-    if has_request_context() and _current_request() is made_for:
+    try:
+        current = _current_request()
+    except RuntimeError:  # no request at all
+        current = None
+    if current is made_for:
         return loader()
     logger.warning(
         "outlit: g.outlit was used outside the request it was made for (after it ended, or "
@@ -275,7 +279,10 @@ class _AppHooks:
         if self._identify_user:
             # What client.bind() returns, built directly (bind() imports on every call). The
             # loader is read now (it may be registered after init_app) and is the source.
-            tracker = lookup_tracker(self._client, _lookup_in, (self._loader(), current))
+            loader = self._extension._identity_loader
+            if loader is None:
+                loader = current_user_identity
+            tracker = lookup_tracker(self._client, _lookup_in, (loader, current))
         else:
             tracker = self._anonymous
         globals_.__dict__[_G_KEY] = (current, tracker)
