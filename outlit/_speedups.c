@@ -763,11 +763,11 @@ take_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                     push_back_keeping_error(appendleft, item);
                     goto error;
                 }
-                int appended = PyList_Append(batch, item);
-                Py_DECREF(item);
-                if (appended < 0) {
+                if (PyList_Append(batch, item) < 0) {
+                    push_back_keeping_error(appendleft, item);
                     goto error;
                 }
+                Py_DECREF(item);
                 continue;
             }
             random += 16;
@@ -793,11 +793,11 @@ take_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             break;
         }
-        int appended = PyList_Append(batch, encoded);
-        Py_DECREF(encoded);
-        if (appended < 0) {
+        if (PyList_Append(batch, encoded) < 0) {
+            push_back_keeping_error(appendleft, encoded);
             goto error;
         }
+        Py_DECREF(encoded);
         size += added;
     }
     PyMem_Free(buf.data);

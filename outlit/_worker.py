@@ -249,10 +249,7 @@ class Worker:
                 if owed <= 0 and queue.events_waiting() < opts.max_batch_size:
                     return True
                 try:
-                    cap = self.split_cap
-                    batch, body = self._take(
-                        opts.max_batch_size if cap is None else min(cap, opts.max_batch_size)
-                    )
+                    batch, body = self._take(self.split_cap or opts.max_batch_size)
                 except BaseException:
                     self.inflight = 0  # nothing in flight that nobody sends
                     raise
@@ -698,7 +695,7 @@ class Worker:
         # dropped under move_lock, and no code of the app's runs under it.
         with self.move_lock, self.counter_lock:
             dropped = dict(self.dropped)
-            queued = self.queue.events_waiting() + self.inflight
+            queued = self.pending()
             delivered = self.delivered
         dropped_total = sum(dropped.values())
         # Dropped before they were queued: never counted as enqueued.

@@ -278,7 +278,8 @@ class _AppHooks:
             return tracker
         if self._identify_user:
             # What client.bind() returns, built directly (bind() imports on every call). The
-            # loader is read now (it may be registered after init_app) and is the source.
+            # loader is read now (it may be registered after init_app), and asked only in
+            # this request (see _lookup_in).
             loader = self._extension._identity_loader
             if loader is None:
                 loader = current_user_identity
