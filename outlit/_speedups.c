@@ -1,4 +1,4 @@
-/* outlit._speedups: optional compiled fast paths for the three hottest functions.
+/* outlit._speedups: optional compiled fast paths for the hottest functions.
  *
  * Each function here handles only the common case (plain str identities, a plain dict of
  * properties, no explicit timestamp, room in the queue, ...) and hands every other call,
@@ -14,11 +14,16 @@
  *   take_batch     outlit._queue.EventQueue.take_batch: the worker's next batch as per-event
  *                  JSON bytes; it writes the usual track() tuple's JSON itself, with no wire
  *                  dict and no call to the JSON encoder, and hands every other item to Python
+ *   Tracker        the base of outlit.BoundTracker: its three attributes and its track(),
+ *                  which queues the usual call itself (as queue_track) and hands every other
+ *                  one to the client's track(); lookup_tracker makes the trackers adapters
+ *                  make on every request
  *
  * Built by hatch_build.py when a C compiler is available; `import outlit` works without it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,12 +96,14 @@ first_identity(PyObject *email, PyObject *user_id, PyObject *customer_domain,
  * Outlit.track passes its arguments and the client's queue, room and wake-up size (cheaper to
  * read in Python). Queues the call's tuple and returns True for the usual call; returns False,
  * having done nothing, for every other call, which Outlit.track then handles in Python. */
-static PyObject *
-queue_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The body of queue_track, for it and for Tracker.track: 1 when the call is queued, 0 when
+ * it is left to Python (nothing done), -1 with an exception set. args: the client, its queue,
+ * room and wake-up size, then track()'s eight arguments in their order. */
+static int
+queue_call(PyObject *const *args)
 {
-    if (nargs != 12 || client_globals == NULL || !PyLong_CheckExact(args[2])
-        || !PyLong_CheckExact(args[3])) {
-        Py_RETURN_FALSE;
+    if (client_globals == NULL || !PyLong_CheckExact(args[2]) || !PyLong_CheckExact(args[3])) {
+        return 0;
     }
     PyObject *client = args[0], *queue = args[1];
     PyObject *event_name = args[4], *email = args[5], *user_id = args[6],
@@ -106,13 +113,13 @@ queue_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         || !NONE_OR_STR(user_id) || !NONE_OR_STR(fingerprint) || !NONE_OR_STR(customer_id)
         || !NONE_OR_STR(customer_domain) || timestamp != Py_None
         || (properties != Py_None && !PyDict_CheckExact(properties))) {
-        Py_RETURN_FALSE;
+        return 0;
     }
     /* The first identity in the url's order must not be blank (later blank ones are left out
      * by custom_event). */
     PyObject *first = first_identity(email, user_id, customer_domain, customer_id, fingerprint);
     if (first == NULL || is_blank(first)) {
-        Py_RETURN_FALSE;
+        return 0;
     }
     /* Room in the queue, compared as the Python code compares it: anything else (not started,
      * closed, disabled, full) is the Python code's business. */
@@ -120,14 +127,14 @@ queue_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t wake_at = PyLong_AsSsize_t(args[3]);
     if (room == -1 || wake_at == -1) {
         PyErr_Clear();
-        Py_RETURN_FALSE;
+        return 0;
     }
     Py_ssize_t size = PyObject_Size(queue);
     if (size < 0) {
-        return NULL;
+        return -1;
     }
     if (size >= room) {
-        Py_RETURN_FALSE;
+        return 0;
     }
     /* outlit._client._now, read on every call as the Python code reads it: a test that freezes
      * time.time (freezegun replaces it in modules' globals) freezes it here too. */
@@ -136,21 +143,21 @@ queue_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_RuntimeError, "outlit._client._now is missing");
         }
-        return NULL;
+        return -1;
     }
     /* Borrowed from the module's globals: held while it runs, since it may rebind _now. */
     Py_INCREF(now);
     PyObject *stamp = PyObject_CallNoArgs(now);
     Py_DECREF(now);
     if (stamp == NULL) {
-        return NULL;
+        return -1;
     }
     PyObject *copied = properties == Py_None ? Py_NewRef(Py_None) : PyDict_Copy(properties);
     PyObject *item = copied == NULL ? NULL : PyTuple_New(8);
     if (item == NULL) {
         Py_XDECREF(copied);
         Py_DECREF(stamp);
-        return NULL;
+        return -1;
     }
     PyTuple_SET_ITEM(item, 0, Py_NewRef(event_name));
     PyTuple_SET_ITEM(item, 1, Py_NewRef(email));
@@ -163,17 +170,27 @@ queue_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *appended = PyObject_CallMethodOneArg(queue, s_append, item);
     Py_DECREF(item);
     if (appended == NULL) {
-        return NULL;
+        return -1;
     }
     Py_DECREF(appended);
     if (size >= wake_at) {
         PyObject *woken = PyObject_CallMethodNoArgs(client, s_wake_worker);
         if (woken == NULL) {
-            return NULL;
+            return -1;
         }
         Py_DECREF(woken);
     }
-    Py_RETURN_TRUE;
+    return 1;
+}
+
+static PyObject *
+queue_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int queued = nargs == 12 ? queue_call(args) : 0;
+    if (queued < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(queued);
 }
 
 /* ---- custom_event ------------------------------------------------------------------------ */
@@ -818,6 +835,311 @@ error:
     return NULL;
 }
 
+/* ---- Tracker: the compiled base of outlit.BoundTracker ------------------------------------ */
+
+/* BoundTracker's three attributes, and its track(): the call a view makes on every request.
+ * Every other method of BoundTracker stays in Python (outlit/_tracker.py), which also defines
+ * what track() does: BoundTracker.track in Python, used without this module. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *client; /* _client */
+    PyObject *ids;    /* _ids: track()'s five identity arguments once looked up (NULL: None) */
+    PyObject *source; /* _source: where the identity is looked up */
+} Tracker;
+
+/* Set by use_tracker(): the Outlit class and the track function it defines (a client of a
+ * subclass, or whose track was replaced, as a test's mock does, gets that track called),
+ * BoundTracker, the two identity answers that are no identity, and the error of a call that
+ * has none. */
+static PyObject *outlit_class, *outlit_track, *bound_tracker_class, *no_ids, *failed_ids,
+    *invalid_event_error, *no_identity_message, *py_identity_raised, *py_track;
+static PyObject *s_track, *s_queue, *s_room, *s_wake_at, *s_resolve, *s_note_identity_failed;
+/* track()'s keyword names, in the order of queue_call's arguments, and as one tuple. */
+enum { A_EVENT_NAME, A_EMAIL, A_USER_ID, A_FINGERPRINT, A_CUSTOMER_ID, A_CUSTOMER_DOMAIN,
+       A_PROPERTIES, A_TIMESTAMP, A_COUNT };
+static const char *const track_names_text[A_COUNT] = {
+    "event_name", "email", "user_id", "fingerprint",
+    "customer_id", "customer_domain", "properties", "timestamp"};
+static PyObject *track_names[A_COUNT], *track_kwnames;
+
+static int
+tracker_traverse(Tracker *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->client);
+    Py_VISIT(self->ids);
+    Py_VISIT(self->source);
+    return 0;
+}
+
+static int
+tracker_clear(Tracker *self)
+{
+    Py_CLEAR(self->client);
+    Py_CLEAR(self->ids);
+    Py_CLEAR(self->source);
+    return 0;
+}
+
+static void
+tracker_dealloc(Tracker *self)
+{
+    PyObject_GC_UnTrack(self);
+    tracker_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Which of track()'s arguments `name` is (an interned keyword, as Python passes them); -1
+ * for any other. */
+static inline int
+track_argument(PyObject *name)
+{
+    for (int i = 0; i < A_COUNT; i++) {
+        if (name == track_names[i]) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The client's own track() is Outlit.track as defined: then queue_call may stand in for it. */
+static int
+plain_client(PyObject *client, PyObject *dict)
+{
+    if (Py_TYPE(client) != (PyTypeObject *)outlit_class) {
+        return 0;
+    }
+    PyObject *defined = PyDict_GetItemWithError(((PyTypeObject *)outlit_class)->tp_dict, s_track);
+    if (defined != outlit_track) {
+        return defined == NULL && PyErr_Occurred() ? -1 : 0;
+    }
+    if (PyDict_GetItemWithError(dict, s_track) != NULL) {
+        return 0; /* replaced on this client */
+    }
+    return PyErr_Occurred() ? -1 : 1;
+}
+
+/* Queue the call as Outlit.track would, through queue_call: 1 done, 0 left to the client's
+ * track(), -1 with an exception set. values: track()'s eight arguments. */
+static int
+queue_for(PyObject *client, PyObject *const *values)
+{
+    PyObject *dict = PyObject_GenericGetDict(client, NULL);
+    if (dict == NULL) {
+        return -1;
+    }
+    int queued = plain_client(client, dict);
+    if (queued > 0) {
+        PyObject *call[12] = {client, NULL, NULL, NULL};
+        PyObject *const names[3] = {s_queue, s_room, s_wake_at};
+        for (int i = 0; i < 3 && queued > 0; i++) {
+            call[i + 1] = PyDict_GetItemWithError(dict, names[i]);
+            if (call[i + 1] == NULL) {
+                queued = PyErr_Occurred() ? -1 : 0;
+            }
+        }
+        if (queued > 0) {
+            /* Held: the call runs Python code (the clock, the worker's wake-up). */
+            Py_INCREF(call[1]);
+            Py_INCREF(call[2]);
+            Py_INCREF(call[3]);
+            memcpy(call + 4, values, A_COUNT * sizeof(PyObject *));
+            queued = queue_call(call);
+            Py_DECREF(call[1]);
+            Py_DECREF(call[2]);
+            Py_DECREF(call[3]);
+        }
+    }
+    Py_DECREF(dict);
+    return queued;
+}
+
+/* BoundTracker._resolve(): the bound identity as track()'s five identity arguments, looked
+ * up on first use (a new reference, or NULL with an exception set). A (lookup, subject) pair,
+ * the source every adapter gives, is looked up here; any other source by the Python method. */
+static PyObject *
+tracker_resolve(Tracker *self)
+{
+    PyObject *ids = self->ids, *source = self->source;
+    if (ids != NULL && ids != Py_None) {
+        return Py_NewRef(ids);
+    }
+    if (source == NULL || !PyTuple_CheckExact(source) || PyTuple_GET_SIZE(source) != 2) {
+        return PyObject_CallMethodNoArgs((PyObject *)self, s_resolve);
+    }
+    Py_INCREF(source); /* held: the lookup is app code */
+    PyObject *found = PyObject_CallOneArg(PyTuple_GET_ITEM(source, 0), PyTuple_GET_ITEM(source, 1));
+    Py_DECREF(source);
+    if (found != NULL) {
+        int truth = PyObject_IsTrue(found);
+        ids = truth > 0 ? identity_args(NULL, found) : truth == 0 ? Py_NewRef(no_ids) : NULL;
+        Py_DECREF(found);
+    }
+    if (ids == NULL) {
+        /* The identity function raised, or its answer could not be read: logged by Python, and
+         * the identity failed. Anything but an Exception (KeyboardInterrupt) goes on up. */
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL;
+        }
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL && value != NULL) {
+            PyException_SetTraceback(value, traceback);
+        }
+        ids = PyObject_CallOneArg(py_identity_raised, value != NULL ? value : Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        if (ids == NULL) {
+            return NULL;
+        }
+    }
+    /* Stored, then the source let go (often holding the request, which may hold this tracker),
+     * as the Python method does. */
+    Py_XSETREF(self->ids, Py_NewRef(ids));
+    Py_CLEAR(self->source);
+    return ids;
+}
+
+/* BoundTracker.track(*, event_name, email=None, ...): what outlit/_tracker.py's does. */
+static PyObject *
+tracker_track(Tracker *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *values[A_COUNT] = {NULL, Py_None, Py_None, Py_None,
+                                 Py_None, Py_None, Py_None, Py_None};
+    Py_ssize_t given = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    int usual = nargs == 0 && self->client != NULL;
+    for (Py_ssize_t i = 0; i < given && usual; i++) {
+        int argument = track_argument(PyTuple_GET_ITEM(kwnames, i));
+        if (argument < 0) {
+            usual = 0;
+        }
+        else {
+            values[argument] = args[i];
+        }
+    }
+    if (!usual || values[A_EVENT_NAME] == NULL) {
+        /* Positional arguments, an unknown keyword, no event_name: the Python method raises
+         * its own TypeError. */
+        Py_ssize_t total = nargs + given;
+        PyObject **stack = PyMem_Malloc((1 + total) * sizeof(PyObject *));
+        if (stack == NULL) {
+            return PyErr_NoMemory();
+        }
+        stack[0] = (PyObject *)self;
+        memcpy(stack + 1, args, total * sizeof(PyObject *));
+        PyObject *done = PyObject_Vectorcall(py_track, stack, nargs + 1, kwnames);
+        PyMem_Free(stack);
+        return done;
+    }
+    PyObject *client = Py_NewRef(self->client), *ids = NULL;
+    if (values[A_EMAIL] == Py_None && values[A_USER_ID] == Py_None
+        && values[A_FINGERPRINT] == Py_None && values[A_CUSTOMER_ID] == Py_None
+        && values[A_CUSTOMER_DOMAIN] == Py_None) {
+        /* The call names no identity: the bound one, looked up on first use. */
+        ids = tracker_resolve(self);
+        if (ids == NULL) {
+            goto error;
+        }
+        if (ids == no_ids) {
+            PyErr_SetObject(invalid_event_error, no_identity_message);
+            goto error;
+        }
+        if (ids == failed_ids) {
+            PyObject *noted = PyObject_CallMethodNoArgs(client, s_note_identity_failed);
+            if (noted == NULL) {
+                goto error;
+            }
+            Py_DECREF(noted);
+            Py_DECREF(ids);
+            Py_DECREF(client);
+            Py_RETURN_NONE;
+        }
+        if (!PyTuple_CheckExact(ids) || PyTuple_GET_SIZE(ids) != 5) {
+            PyErr_SetString(PyExc_ValueError, "the bound identity is not five values");
+            goto error;
+        }
+        for (int i = 0; i < 5; i++) {
+            values[A_EMAIL + i] = PyTuple_GET_ITEM(ids, i);
+        }
+    }
+    int queued = queue_for(client, values);
+    if (queued < 0) {
+        goto error;
+    }
+    if (queued == 0) {
+        /* Every other call: the client's track(), with the same eight arguments. */
+        PyObject *stack[1 + A_COUNT] = {client};
+        memcpy(stack + 1, values, A_COUNT * sizeof(PyObject *));
+        PyObject *done = PyObject_VectorcallMethod(
+            s_track, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, track_kwnames);
+        if (done == NULL) {
+            goto error;
+        }
+        Py_DECREF(done);
+    }
+    Py_XDECREF(ids);
+    Py_DECREF(client);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(ids);
+    Py_DECREF(client);
+    return NULL;
+}
+
+static PyMemberDef tracker_members[] = {
+    {"_client", T_OBJECT, offsetof(Tracker, client), 0, NULL},
+    {"_ids", T_OBJECT, offsetof(Tracker, ids), 0, NULL},
+    {"_source", T_OBJECT, offsetof(Tracker, source), 0, NULL},
+    {NULL},
+};
+
+static PyMethodDef tracker_methods[] = {
+    {"track", (PyCFunction)(void (*)(void))tracker_track, METH_FASTCALL | METH_KEYWORDS,
+     "track($self, /, *, event_name, email=None, user_id=None, fingerprint=None, "
+     "customer_id=None, customer_domain=None, properties=None, timestamp=None)\n--\n\n"
+     ":meth:`Outlit.track`, with the bound identity when the call names none."},
+    {NULL},
+};
+
+static PyTypeObject TrackerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "outlit._speedups.Tracker",
+    .tp_doc = "The compiled base of outlit.BoundTracker: its attributes and track().",
+    .tp_basicsize = sizeof(Tracker),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)tracker_dealloc,
+    .tp_traverse = (traverseproc)tracker_traverse,
+    .tp_clear = (inquiry)tracker_clear,
+    .tp_members = tracker_members,
+    .tp_methods = tracker_methods,
+};
+
+/* lookup_tracker(client, lookup, subject): outlit._tracker.lookup_tracker, compiled. */
+static PyObject *
+lookup_tracker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || bound_tracker_class == NULL) {
+        PyErr_SetString(PyExc_TypeError, "lookup_tracker(client, lookup, subject), after "
+                                         "use_tracker()");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)bound_tracker_class;
+    PyObject *source = PyTuple_Pack(2, args[1], args[2]);
+    if (source == NULL) {
+        return NULL;
+    }
+    Tracker *tracker = (Tracker *)type->tp_alloc(type, 0);
+    if (tracker == NULL) {
+        Py_DECREF(source);
+        return NULL;
+    }
+    tracker->client = Py_NewRef(args[0]);
+    tracker->source = source;
+    return (PyObject *)tracker;
+}
+
 /* ---- module ------------------------------------------------------------------------------ */
 
 /* The state above is the process's, set up once by the main interpreter: a sub-interpreter
@@ -861,6 +1183,34 @@ use_client_globals(PyObject *module, PyObject *globals)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+use_tracker(PyObject *module, PyObject *args)
+{
+    PyObject *outlit, *track, *tracker, *python_track, *none, *failed, *error, *message, *raised;
+    if (!PyArg_ParseTuple(args, "O!OO!OO!O!OUO:use_tracker", &PyType_Type, &outlit, &track,
+                          &PyType_Type, &tracker, &python_track, &PyTuple_Type, &none,
+                          &PyTuple_Type, &failed, &error, &message, &raised)) {
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)tracker, &TrackerType)
+        || ((PyTypeObject *)tracker)->tp_basicsize != TrackerType.tp_basicsize
+        || ((PyTypeObject *)outlit)->tp_dict == NULL) {
+        PyErr_SetString(PyExc_TypeError, "use_tracker needs BoundTracker built on Tracker, "
+                                         "with no attributes of its own");
+        return NULL;
+    }
+    Py_XSETREF(outlit_class, Py_NewRef(outlit));
+    Py_XSETREF(outlit_track, Py_NewRef(track));
+    Py_XSETREF(no_ids, Py_NewRef(none));
+    Py_XSETREF(failed_ids, Py_NewRef(failed));
+    Py_XSETREF(invalid_event_error, Py_NewRef(error));
+    Py_XSETREF(no_identity_message, Py_NewRef(message));
+    Py_XSETREF(py_identity_raised, Py_NewRef(raised));
+    Py_XSETREF(py_track, Py_NewRef(python_track));
+    Py_XSETREF(bound_tracker_class, Py_NewRef(tracker));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"queue_track", (PyCFunction)(void (*)(void))queue_track, METH_FASTCALL,
      "queue_track(client, queue, room, wake_at, event_name, email, user_id, fingerprint, "
@@ -875,6 +1225,13 @@ static PyMethodDef module_methods[] = {
      "--\n\n"
      "The worker's next batch: JSON bytes, and items left for Python to encode "
      "(EventQueue.take_batch, compiled)."},
+    {"lookup_tracker", (PyCFunction)(void (*)(void))lookup_tracker, METH_FASTCALL,
+     "lookup_tracker(client, lookup, subject)\n--\n\n"
+     "A BoundTracker whose identity is lookup(subject), looked up when a call needs it."},
+    {"use_tracker", use_tracker, METH_VARARGS,
+     "use_tracker(outlit_class, outlit_track, bound_tracker, python_track, no_ids, "
+     "failed_ids, error, message, identity_raised)\n--\n\n"
+     "What Tracker.track needs from outlit._client and outlit._tracker."},
     {"in_main_interpreter", in_main_interpreter, METH_NOARGS,
      "in_main_interpreter()\n--\n\nWhether this is the interpreter the state is set up for."},
     {"use_custom_event", use_custom_event, METH_VARARGS,
@@ -924,8 +1281,30 @@ PyInit__speedups(void)
     INTERN(k_customer_domain, "customerDomain");
     INTERN(k_properties, "properties");
     INTERN(v_server, "server://");
+    INTERN(s_track, "track");
+    INTERN(s_queue, "_queue");
+    INTERN(s_room, "_room");
+    INTERN(s_wake_at, "_wake_at");
+    INTERN(s_resolve, "_resolve");
+    INTERN(s_note_identity_failed, "_note_identity_failed");
+    for (int i = 0; i < A_COUNT; i++) {
+        INTERN(track_names[i], track_names_text[i]);
+    }
+    if ((track_kwnames = PyTuple_New(A_COUNT)) == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < A_COUNT; i++) {
+        PyTuple_SET_ITEM(track_kwnames, i, Py_NewRef(track_names[i]));
+    }
+    if (PyType_Ready(&TrackerType) < 0) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Tracker", (PyObject *)&TrackerType) < 0) {
+        Py_DECREF(module);
         return NULL;
     }
 #ifdef OUTLIT_SOURCE_DIGEST

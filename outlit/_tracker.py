@@ -45,13 +45,25 @@ _NO_IDS: tuple[Any, ...] = (None,) * len(TRACK_IDENTITY)
 # is down, and tracking must not turn the request into a server error.
 _FAILED_IDS: tuple[Any, ...] = tuple(None for _ in TRACK_IDENTITY)
 
-_new = object.__new__
+# What a call that names no identity raises when the bound identity is none.
+_NO_IDENTITY = (
+    "track() needs at least one of email, user_id, fingerprint, customer_id or "
+    "customer_domain: the call names none, and the request has none to fill in "
+    "(no signed-in user, or the identity function found none)"
+)
+
+# With the compiled fast paths, BoundTracker is built on their Tracker, which holds the three
+# attributes and stands in for track() below (see the end of this module).
+if TYPE_CHECKING:
+    _TrackerBase = object
+else:
+    _TrackerBase = object if speedups is None else speedups.Tracker
 
 
-class BoundTracker:
+class BoundTracker(_TrackerBase):
     """Has every tracking method of :class:`~outlit.Outlit`; fills in a default identity."""
 
-    __slots__ = ("_client", "_ids", "_source")
+    __slots__ = () if speedups is not None else ("_client", "_ids", "_source")
 
     def __init__(self, client: Outlit, identity: IdentitySource = None) -> None:
         # The identity source: a mapping, a function of no argument, None, or (made by
@@ -114,14 +126,10 @@ class BoundTracker:
             else:
                 found = source() if callable(source) else source
             ids = _read_identity(found) if found else _NO_IDS
-        except Exception:
+        except Exception as exc:
             # The identity hook is app code; a failure there, or an answer that cannot be
             # read, must not break the request.
-            logger.exception(
-                "outlit: the identity function raised, or its answer could not be read; "
-                + _WITHOUT_IDENTITY
-            )
-            ids = _FAILED_IDS
+            ids = _identity_raised(exc)
         self._ids = ids
         # Let go of the source (often holding the request, which may hold this tracker).
         self._source = None
@@ -183,11 +191,7 @@ class BoundTracker:
             if ids is None:
                 ids = self._resolve()
             if ids is _NO_IDS:
-                raise InvalidEventError(
-                    "track() needs at least one of email, user_id, fingerprint, customer_id or "
-                    "customer_domain: the call names none, and the request has none to fill in "
-                    "(no signed-in user, or the identity function found none)"
-                )
+                raise InvalidEventError(_NO_IDENTITY)
             if ids is _FAILED_IDS:
                 self._client._note_identity_failed()
                 return
@@ -226,7 +230,7 @@ class BoundTracker:
         return f"<BoundTracker identity={sorted(self.identity)} client={self._client!r}>"
 
 
-def lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -> BoundTracker:
+def _lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -> BoundTracker:
     """A tracker whose identity is ``lookup(subject)`` (a mapping, or None for none), looked up
     when a call first needs it: what an adapter makes on every request, from the request.
 
@@ -241,11 +245,26 @@ def lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -
     return tracker
 
 
+lookup_tracker: Callable[[Outlit, Callable[[Any], Any], Any], BoundTracker] = _lookup_tracker
+_new = BoundTracker.__new__
+
+
 # What the log says after an identity function failed.
 _WITHOUT_IDENTITY = (
     "calls that name no identity of their own are not sent (counted as dropped, reason "
     "identity_failed)"
 )
+
+
+def _identity_raised(exc: BaseException) -> tuple[Any, ...]:
+    """Log what the identity function (or the reading of its answer) raised; the identity
+    failed."""
+    logger.error(
+        "outlit: the identity function raised, or its answer could not be read; "
+        + _WITHOUT_IDENTITY,
+        exc_info=exc,
+    )
+    return _FAILED_IDS
 
 
 def is_async_callable(function: Any) -> bool:
@@ -482,3 +501,26 @@ def _starlette_user_key(user: Any) -> str | None:
         if isinstance(key, str) and key.strip():
             return key
     return None
+
+
+# The compiled track() and lookup_tracker (outlit/_speedups.c) stand in for the Python ones:
+# the same call queues the same event. Its track() queues the usual call itself and hands
+# every other one to the client's own track(), called as the Python one calls it (a subclass
+# of Outlit, or a track() a test replaced, is called as before).
+_python_track = BoundTracker.track  # what tests/outlit/test_speedups.py compares it with
+if speedups is not None:
+    from ._client import Outlit as _Outlit
+
+    speedups.use_tracker(
+        _Outlit,
+        _Outlit.__dict__["track"],
+        BoundTracker,
+        _python_track,
+        _NO_IDS,
+        _FAILED_IDS,
+        InvalidEventError,
+        _NO_IDENTITY,
+        _identity_raised,
+    )
+    BoundTracker.track = speedups.Tracker.track  # type: ignore[method-assign]
+    lookup_tracker = speedups.lookup_tracker

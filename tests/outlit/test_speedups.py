@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import functools
+import gc
 import hashlib
 import itertools
 import json
@@ -869,3 +871,216 @@ def test_without_a_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
     assert _implementation_in(wheel, tmp_path) == (
         "pure Python (not compiled at install: no C compiler, or OUTLIT_NO_COMPILE)"
     )
+
+
+# ---- the compiled BoundTracker.track and lookup_tracker --------------------------------------
+
+
+class _Stop(BaseException):
+    """Not an Exception (as KeyboardInterrupt): never taken for a failed identity function."""
+
+
+def _raises(subject: Any) -> Any:
+    raise RuntimeError(f"identity store down for {subject}")
+
+
+class _FalsyRaising(dict):  # type: ignore[type-arg]
+    def __len__(self) -> int:
+        raise ValueError("cannot tell")
+
+
+# (lookup, subject) sources, as the adapters give them, and the other sources BoundTracker takes.
+BOUND_SOURCES: list[tuple[str, Any]] = [
+    ("pair: user", ("pair", lambda s: {"user_id": s}, "b-1")),
+    ("pair: two fields", ("pair", lambda s: {"email": s, "customer_domain": "acme.com"}, "j@a.co")),
+    ("pair: anonymous", ("pair", lambda s: {}, None)),
+    ("pair: None", ("pair", lambda s: None, None)),
+    ("pair: spelled otherwise", ("pair", lambda s: {"userId": "x"}, None)),
+    ("pair: an int id", ("pair", lambda s: {"user_id": 42}, None)),
+    ("pair: a str subclass", ("pair", lambda s: {"user_id": _Name("n")}, None)),
+    ("pair: a list", ("pair", lambda s: ["user_id"], None)),
+    ("pair: raises", ("pair", _raises, "r")),
+    ("pair: truth raises", ("pair", lambda s: _FalsyRaising(user_id="u"), None)),
+    ("mapping", ("init", {"user_id": "m-1"})),
+    ("function", ("init", lambda: {"email": "f@a.co"})),
+    ("none", ("init", None)),
+]
+BOUND_CALLS: list[dict[str, Any]] = [
+    {"event_name": "report_exported"},
+    {"event_name": "report_exported", "properties": {"a": 1}},
+    {"event_name": "report_exported", "user_id": "explicit"},
+    {"event_name": "report_exported", "email": " "},
+    {"event_name": "report_exported", "timestamp": 1764230000123},
+    {"event_name": ""},
+    {"event_name": 5},
+    {},
+    {"event_name": "e", "colour": "red"},
+    {"event_name": "e", _Name("email"): "j@a.co"},  # a keyword that is no plain str
+]
+
+
+def _bound(client: Outlit, source: Any, compiled: bool) -> _tracker.BoundTracker:
+    if source[0] == "pair":
+        make = _tracker.lookup_tracker if compiled else _tracker._lookup_tracker
+        return make(client, source[1], source[2])
+    return _tracker.BoundTracker(client, source[1])
+
+
+def _bound_outcome(
+    call: Any, client: Outlit, kwargs: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> Any:
+    caplog.clear()
+    dropped = client.stats.dropped
+    got = _queued(call, client, kwargs)
+    logged = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    return got, logged, client.stats.dropped - dropped
+
+
+@needs_compiled
+def test_bound_track_matches_python(started_clients: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # Every source, every kind of call, twice on one tracker (the identity is looked up once):
+    # the same event queued, the same error, the same log and the same drop count.
+    compiled, python = started_clients
+    assert _tracker.BoundTracker.track is not _tracker._python_track
+    caplog.set_level(logging.DEBUG, logger="outlit")
+    mismatches = []
+    for (label, source), kwargs in itertools.product(BOUND_SOURCES, BOUND_CALLS):
+        fast = _bound(compiled, source, compiled=True)
+        slow = _bound(python, source, compiled=False)
+        for attempt in (1, 2):
+            got = _bound_outcome(fast.track, compiled, kwargs, caplog)
+            expected = _bound_outcome(
+                functools.partial(_tracker._python_track, slow), python, kwargs, caplog
+            )
+            if got != expected:
+                mismatches.append((label, kwargs, attempt, got, expected))
+        assert (fast._ids, fast._source) == (slow._ids, slow._source), label
+    assert mismatches == []
+
+
+@needs_compiled
+def test_bound_track_refuses_calls_as_python_does(started_clients: Any) -> None:
+    compiled, python = started_clients
+    fast = _tracker.lookup_tracker(compiled, lambda s: {"user_id": s}, "u")
+    slow = _tracker._lookup_tracker(python, lambda s: {"user_id": s}, "u")
+    for args, kwargs in [
+        (("report_exported",), {}),
+        (("a", "b"), {"user_id": "u"}),
+        ((), {"event_name": "e", "colour": "red"}),
+        ((), {"user_id": "u"}),
+    ]:
+        with pytest.raises(TypeError) as raised:
+            fast.track(*args, **kwargs)
+        with pytest.raises(TypeError) as expected:
+            _tracker._python_track(slow, *args, **kwargs)
+        assert str(raised.value) == str(expected.value)
+
+
+@needs_compiled
+def test_bound_track_lets_what_is_no_exception_through(started_clients: Any) -> None:
+    # Only an Exception counts as a failed identity function; the next call asks again.
+    compiled, _ = started_clients
+    asked = []
+
+    def lookup(subject: Any) -> Any:
+        asked.append(subject)
+        if len(asked) == 1:
+            raise _Stop
+        return {"user_id": subject}
+
+    tracker = _tracker.lookup_tracker(compiled, lookup, "u")
+    with pytest.raises(_Stop):
+        tracker.track(event_name="e")
+    assert tracker._ids is None and tracker._source is not None
+    tracker.track(event_name="e")
+    assert compiled._queue.pop()[:3] == ("e", None, "u") and asked == ["u", "u"]
+
+
+@needs_compiled
+def test_bound_track_calls_a_replaced_or_overridden_client_track(factory: ClientFactory) -> None:
+    # The compiled track() queues itself only for Outlit's own track(); a patched one (on the
+    # class or on the client, as tests do) or a subclass's is called with the eight arguments.
+    client, _ = factory()
+    client.track(event_name="start", user_id="u")
+    tracker = _tracker.lookup_tracker(client, lambda s: {"user_id": s}, "b-1")
+    every = dict.fromkeys(
+        ("email", "fingerprint", "customer_id", "customer_domain", "properties", "timestamp")
+    )
+    with mock.patch.object(Outlit, "track") as on_class:
+        tracker.track(event_name="e")
+    on_class.assert_called_once_with(event_name="e", user_id="b-1", **every)
+    with mock.patch.object(client, "track") as on_client:
+        tracker.track(event_name="f", properties={"a": 1})
+    on_client.assert_called_once_with(
+        event_name="f", user_id="b-1", **{**every, "properties": {"a": 1}}
+    )
+    assert client.queue_size == 1  # only "start"
+
+    calls: list[str] = []
+
+    class Mine(Outlit):
+        def track(self, **kwargs: Any) -> None:  # type: ignore[override]
+            calls.append(kwargs["event_name"])
+            super().track(**kwargs)
+
+    mine = Mine(public_key="pk_test_unit", transport=outlit.MockTransport())
+    try:
+        _tracker.lookup_tracker(mine, lambda s: {"user_id": s}, "b-1").track(event_name="g")
+        assert calls == ["g"] and mine.queue_size == 1
+    finally:
+        mine.shutdown(0.3)
+
+
+@needs_compiled
+def test_lookup_tracker_makes_what_the_python_one_makes(factory: ClientFactory) -> None:
+    client, _ = factory()
+
+    def lookup(subject: Any) -> Any:
+        return {"user_id": subject}
+
+    fast = _tracker.lookup_tracker(client, lookup, "u")
+    slow = _tracker._lookup_tracker(client, lookup, "u")
+    assert type(fast) is type(slow) is _tracker.BoundTracker
+    assert (fast._client, fast._source, fast._ids) == (slow._client, slow._source, slow._ids)
+    assert fast.identity == slow.identity == {"user_id": "u"}
+    with pytest.raises(TypeError):
+        speedups.lookup_tracker(client, lookup)
+
+
+@needs_compiled
+def test_bound_track_keeps_no_reference_it_does_not_own(started_clients: Any) -> None:
+    compiled, _ = started_clients
+    name, user, properties = "refcounted_event", "refcounted-user", {"k": "v"}
+    answer = {"user_id": user}
+    watched = (name, user, properties, answer, compiled)
+    gc.collect()  # what earlier tests left in cycles (a traceback's frames) is freed before
+    before = [sys.getrefcount(value) for value in watched]
+    for n in range(1000):
+        tracker = _tracker.lookup_tracker(compiled, lambda s: answer, None)
+        tracker.track(event_name=name, properties=properties)
+        tracker.track(event_name=name, email=user)
+        if n % 2:
+            with pytest.raises(outlit.InvalidEventError):
+                _tracker.lookup_tracker(compiled, lambda s: {}, None).track(event_name=name)
+        compiled._queue.clear()
+        del tracker
+    gc.collect()
+    assert [sys.getrefcount(value) for value in watched] == before
+
+
+@needs_compiled
+def test_a_tracker_in_a_reference_cycle_is_collected(factory: ClientFactory) -> None:
+    # Tracker supports the garbage collector: a source that refers back to its tracker (a
+    # request that holds it) does not keep either alive.
+    client, _ = factory()
+    freed = []
+
+    class Request:
+        def __del__(self) -> None:
+            freed.append(True)
+
+    request = Request()
+    request.outlit = _tracker.lookup_tracker(client, lambda r: {"user_id": "u"}, request)  # type: ignore[attr-defined]
+    del request
+    gc.collect()
+    assert freed == [True]
