@@ -852,7 +852,7 @@ typedef struct {
  * BoundTracker, the two identity answers that are no identity, and the error of a call that
  * has none. */
 static PyObject *outlit_class, *outlit_track, *bound_tracker_class, *no_ids, *failed_ids,
-    *invalid_event_error, *no_identity_message, *py_identity_raised, *py_track;
+    *invalid_event_error, *no_identity_message, *py_identity_raised, *py_track, *py_resolve;
 static PyObject *s_track, *s_queue, *s_room, *s_wake_at, *s_resolve, *s_note_identity_failed;
 /* track()'s keyword names, in the order of queue_call's arguments, and as one tuple. */
 enum { A_EVENT_NAME, A_EMAIL, A_USER_ID, A_FINGERPRINT, A_CUSTOMER_ID, A_CUSTOMER_DOMAIN,
@@ -901,33 +901,41 @@ track_argument(PyObject *name)
     return -1;
 }
 
-/* The client's own track() is Outlit.track as defined: then queue_call may stand in for it. */
+/* `name` of `type` is still `defined` (a test may patch it on the class): 1, 0, or -1. */
 static int
-plain_client(PyObject *client, PyObject *dict)
+still_defined(PyObject *type, PyObject *name, PyObject *defined)
+{
+    PyObject *found = PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, name);
+    if (found == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    return found == defined;
+}
+
+/* Queue the call as Outlit.track would, through queue_call: 1 done, 0 left to the client's
+ * track(), -1 with an exception set. values: track()'s eight arguments. Only for a client of
+ * Outlit itself whose track() is Outlit.track as defined (not replaced on the class or on the
+ * client): any other client (a subclass, a proxy, a test's double) has its track() called. */
+static int
+queue_for(PyObject *client, PyObject *const *values)
 {
     if (Py_TYPE(client) != (PyTypeObject *)outlit_class) {
         return 0;
     }
-    PyObject *defined = PyDict_GetItemWithError(((PyTypeObject *)outlit_class)->tp_dict, s_track);
-    if (defined != outlit_track) {
-        return defined == NULL && PyErr_Occurred() ? -1 : 0;
+    int queued = still_defined(outlit_class, s_track, outlit_track);
+    if (queued <= 0) {
+        return queued;
     }
-    if (PyDict_GetItemWithError(dict, s_track) != NULL) {
-        return 0; /* replaced on this client */
-    }
-    return PyErr_Occurred() ? -1 : 1;
-}
-
-/* Queue the call as Outlit.track would, through queue_call: 1 done, 0 left to the client's
- * track(), -1 with an exception set. values: track()'s eight arguments. */
-static int
-queue_for(PyObject *client, PyObject *const *values)
-{
     PyObject *dict = PyObject_GenericGetDict(client, NULL);
     if (dict == NULL) {
         return -1;
     }
-    int queued = plain_client(client, dict);
+    if (PyDict_GetItemWithError(dict, s_track) != NULL) {
+        queued = 0; /* replaced on this client */
+    }
+    else if (PyErr_Occurred()) {
+        queued = -1;
+    }
     if (queued > 0) {
         PyObject *call[12] = {client, NULL, NULL, NULL};
         PyObject *const names[3] = {s_queue, s_room, s_wake_at};
@@ -955,7 +963,8 @@ queue_for(PyObject *client, PyObject *const *values)
 
 /* BoundTracker._resolve(): the bound identity as track()'s five identity arguments, looked
  * up on first use (a new reference, or NULL with an exception set). A (lookup, subject) pair,
- * the source every adapter gives, is looked up here; any other source by the Python method. */
+ * the source every adapter gives, is looked up here; any other source by the Python method,
+ * as is every lookup of a BoundTracker subclass or of a replaced _resolve. */
 static PyObject *
 tracker_resolve(Tracker *self)
 {
@@ -963,7 +972,14 @@ tracker_resolve(Tracker *self)
     if (ids != NULL && ids != Py_None) {
         return Py_NewRef(ids);
     }
-    if (source == NULL || !PyTuple_CheckExact(source) || PyTuple_GET_SIZE(source) != 2) {
+    int own = Py_TYPE(self) == (PyTypeObject *)bound_tracker_class
+              ? still_defined(bound_tracker_class, s_resolve, py_resolve)
+              : 0;
+    if (own < 0) {
+        return NULL;
+    }
+    if (!own || source == NULL || !PyTuple_CheckExact(source) || PyTuple_GET_SIZE(source) != 2) {
+        /* Another source, a subclass, or a _resolve a test replaced: the Python method. */
         return PyObject_CallMethodNoArgs((PyObject *)self, s_resolve);
     }
     Py_INCREF(source); /* held: the lookup is app code */
@@ -1001,6 +1017,22 @@ tracker_resolve(Tracker *self)
     return ids;
 }
 
+/* The call as it came, to BoundTracker's Python track(). */
+static PyObject *
+in_python(Tracker *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject **stack = PyMem_Malloc((1 + total) * sizeof(PyObject *));
+    if (stack == NULL) {
+        return PyErr_NoMemory();
+    }
+    stack[0] = (PyObject *)self;
+    memcpy(stack + 1, args, total * sizeof(PyObject *));
+    PyObject *done = PyObject_Vectorcall(py_track, stack, nargs + 1, kwnames);
+    PyMem_Free(stack);
+    return done;
+}
+
 /* BoundTracker.track(*, event_name, email=None, ...): what outlit/_tracker.py's does. */
 static PyObject *
 tracker_track(Tracker *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -1008,7 +1040,7 @@ tracker_track(Tracker *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     PyObject *values[A_COUNT] = {NULL, Py_None, Py_None, Py_None,
                                  Py_None, Py_None, Py_None, Py_None};
     Py_ssize_t given = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    int usual = nargs == 0 && self->client != NULL;
+    int usual = nargs == 0;
     for (Py_ssize_t i = 0; i < given && usual; i++) {
         int argument = track_argument(PyTuple_GET_ITEM(kwnames, i));
         if (argument < 0) {
@@ -1021,26 +1053,30 @@ tracker_track(Tracker *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     if (!usual || values[A_EVENT_NAME] == NULL) {
         /* Positional arguments, an unknown keyword, no event_name: the Python method raises
          * its own TypeError. */
-        Py_ssize_t total = nargs + given;
-        PyObject **stack = PyMem_Malloc((1 + total) * sizeof(PyObject *));
-        if (stack == NULL) {
-            return PyErr_NoMemory();
-        }
-        stack[0] = (PyObject *)self;
-        memcpy(stack + 1, args, total * sizeof(PyObject *));
-        PyObject *done = PyObject_Vectorcall(py_track, stack, nargs + 1, kwnames);
-        PyMem_Free(stack);
-        return done;
+        return in_python(self, args, nargs, kwnames);
     }
-    PyObject *client = Py_NewRef(self->client), *ids = NULL;
+    PyObject *client = NULL, *ids = NULL;
     if (values[A_EMAIL] == Py_None && values[A_USER_ID] == Py_None
         && values[A_FINGERPRINT] == Py_None && values[A_CUSTOMER_ID] == Py_None
         && values[A_CUSTOMER_DOMAIN] == Py_None) {
         /* The call names no identity: the bound one, looked up on first use. */
         ids = tracker_resolve(self);
         if (ids == NULL) {
-            goto error;
+            return NULL;
         }
+        if (!PyTuple_CheckExact(ids) || PyTuple_GET_SIZE(ids) != 5) {
+            /* Stored by something else than the lookup: unpacked (or refused) by Python. */
+            Py_DECREF(ids);
+            return in_python(self, args, nargs, kwnames);
+        }
+    }
+    /* Read after the lookup, which runs app code, as the Python method reads it. */
+    if (self->client == NULL) {
+        Py_XDECREF(ids);
+        return in_python(self, args, nargs, kwnames);
+    }
+    client = Py_NewRef(self->client);
+    if (ids != NULL) {
         if (ids == no_ids) {
             PyErr_SetObject(invalid_event_error, no_identity_message);
             goto error;
@@ -1054,10 +1090,6 @@ tracker_track(Tracker *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
             Py_DECREF(ids);
             Py_DECREF(client);
             Py_RETURN_NONE;
-        }
-        if (!PyTuple_CheckExact(ids) || PyTuple_GET_SIZE(ids) != 5) {
-            PyErr_SetString(PyExc_ValueError, "the bound identity is not five values");
-            goto error;
         }
         for (int i = 0; i < 5; i++) {
             values[A_EMAIL + i] = PyTuple_GET_ITEM(ids, i);
@@ -1207,6 +1239,14 @@ use_tracker(PyObject *module, PyObject *args)
     Py_XSETREF(no_identity_message, Py_NewRef(message));
     Py_XSETREF(py_identity_raised, Py_NewRef(raised));
     Py_XSETREF(py_track, Py_NewRef(python_track));
+    PyObject *resolve = PyDict_GetItemWithError(((PyTypeObject *)tracker)->tp_dict, s_resolve);
+    if (resolve == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "use_tracker: BoundTracker has no _resolve");
+        }
+        return NULL;
+    }
+    Py_XSETREF(py_resolve, Py_NewRef(resolve));
     Py_XSETREF(bound_tracker_class, Py_NewRef(tracker));
     Py_RETURN_NONE;
 }

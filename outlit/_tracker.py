@@ -229,8 +229,12 @@ class BoundTracker(_TrackerBase):
     def __repr__(self) -> str:
         return f"<BoundTracker identity={sorted(self.identity)} client={self._client!r}>"
 
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        # copy.copy() and pickle: the attributes, as slots, with or without the compiled base.
+        return None, {"_client": self._client, "_ids": self._ids, "_source": self._source}
 
-def _lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any) -> BoundTracker:
+
+def _lookup_tracker(client: Outlit, lookup: Callable[[Any], Any], subject: Any, /) -> BoundTracker:
     """A tracker whose identity is ``lookup(subject)`` (a mapping, or None for none), looked up
     when a call first needs it: what an adapter makes on every request, from the request.
 

@@ -1084,3 +1084,108 @@ def test_a_tracker_in_a_reference_cycle_is_collected(factory: ClientFactory) -> 
     del request
     gc.collect()
     assert freed == [True]
+
+
+class _SlottedClient:
+    """A client stand-in without an instance __dict__ (as werkzeug's LocalProxy)."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def track(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+
+
+_EVERY_ARGUMENT = dict.fromkeys(
+    ("email", "user_id", "fingerprint", "customer_id", "customer_domain", "properties", "timestamp")
+)
+
+
+@needs_compiled
+def test_bound_track_calls_any_other_client_as_python_does() -> None:
+    fast_client, slow_client = _SlottedClient(), _SlottedClient()
+    _tracker.lookup_tracker(fast_client, _identity_of, "u").track(event_name="e")
+    _tracker._python_track(_tracker._lookup_tracker(slow_client, _identity_of, "u"), event_name="e")
+    expected = [dict(_EVERY_ARGUMENT, event_name="e", user_id="u")]
+    assert fast_client.calls == slow_client.calls == expected
+
+
+def _identity_of(subject: Any) -> dict[str, Any]:
+    return {"user_id": subject}
+
+
+@needs_compiled
+def test_bound_track_uses_a_replaced_or_overridden_resolve(factory: ClientFactory) -> None:
+    client, _ = factory()
+    client.track(event_name="start", user_id="u")
+    client._queue.clear()
+    fake = (None, "patched", None, None, None)
+    with mock.patch.object(_tracker.BoundTracker, "_resolve", return_value=fake):
+        _tracker.lookup_tracker(client, lambda s: {"user_id": s}, "real").track(event_name="e")
+    assert client._queue.pop()[:3] == ("e", None, "patched")
+
+    class Mine(_tracker.BoundTracker):
+        __slots__ = ()
+
+        def _resolve(self) -> tuple[Any, ...]:
+            self._ids = ("mine@acme.com", None, None, None, None)
+            return self._ids
+
+    mine = Mine(client, {"user_id": "ignored"})
+    mine.track(event_name="f")
+    assert client._queue.pop()[:3] == ("f", "mine@acme.com", None)
+
+
+@needs_compiled
+def test_bound_track_reads_the_client_after_the_lookup(factory: ClientFactory) -> None:
+    # The lookup is app code: one that rebinds the tracker's client sends to the new one, as
+    # the Python method (which reads self._client after the lookup) does.
+    queued = []
+    for compiled in (True, False):
+        old, _ = factory()
+        new, _ = factory()
+        for client in (old, new):
+            client.track(event_name="start", user_id="u")
+            client._queue.clear()
+        holder: list[Any] = []
+
+        def lookup(subject: Any) -> Any:
+            holder[0]._client = new  # noqa: B023 - the loop's own clients
+            return {"user_id": subject}
+
+        make = _tracker.lookup_tracker if compiled else _tracker._lookup_tracker
+        tracker = make(old, lookup, "u")
+        holder.append(tracker)
+        (tracker.track if compiled else functools.partial(_tracker._python_track, tracker))(
+            event_name="e"
+        )
+        queued.append((old.queue_size, new.queue_size))
+    assert queued == [(0, 1), (0, 1)]
+
+
+@needs_compiled
+def test_bound_track_hands_a_stored_identity_of_another_shape_to_python(
+    started_clients: Any,
+) -> None:
+    compiled, python = started_clients
+    for ids in (["a@b.co", None, None, None, None], ("a@b.co",), 5):
+        outcomes = []
+        for client, compiled_path in ((compiled, True), (python, False)):
+            tracker = _tracker.BoundTracker(client, None)
+            tracker._ids = ids  # type: ignore[assignment]
+            call = (
+                tracker.track
+                if compiled_path
+                else functools.partial(_tracker._python_track, tracker)
+            )
+            outcomes.append(_queued(call, client, {"event_name": "e"}))
+        assert outcomes[0] == outcomes[1], ids
+
+
+def test_lookup_tracker_takes_its_arguments_by_position() -> None:
+    # Both implementations: positional only, as the adapters call it.
+    for make in (_tracker.lookup_tracker, _tracker._lookup_tracker):
+        with pytest.raises(TypeError):
+            make(client=None, lookup=len, subject=None)  # type: ignore[call-arg]

@@ -3,8 +3,10 @@ call leaves out, never what it names, and the identity hook is app code that may
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
+import pickle
 import weakref
 from collections.abc import Iterator, Mapping
 from functools import partial
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from outlit import BoundTracker, InvalidEventError
+from outlit import BoundTracker, InvalidEventError, MockTransport, Outlit
 from outlit._tracker import lookup_tracker, user_identity
 
 try:
@@ -692,3 +694,26 @@ def test_bind_with_user_identity_tracks_the_request_user(client):
     tracker.track(event_name="report_exported")
     (event,) = sent_events(c, transport)
     assert (event["userId"], event["email"]) == ("12", "jane@acme.com")
+
+
+def test_a_tracker_can_be_copied_and_pickled() -> None:
+    # With or without the compiled base (BoundTracker then holds its attributes in C).
+    client = Outlit(public_key="pk_test_unit", transport=MockTransport())
+    try:
+        tracker = lookup_tracker(client, _identity_of, "u-1")
+        copied = copy.copy(tracker)
+        assert type(copied) is BoundTracker
+        assert (copied._client, copied._source, copied._ids) == (
+            client,
+            (_identity_of, "u-1"),
+            None,
+        )
+        assert copied.identity == {"user_id": "u-1"} and tracker._ids is None
+        restored = pickle.loads(pickle.dumps(BoundTracker(None, {"email": "jane@acme.com"})))
+        assert restored.identity == {"email": "jane@acme.com"}
+    finally:
+        client.shutdown(0.3)
+
+
+def _identity_of(subject: str) -> dict[str, str]:
+    return {"user_id": subject}
