@@ -669,19 +669,24 @@ def test_patching_outlit_track_reaches_clients_made_before(factory: ClientFactor
     assert client.queue_size == 0
 
 
+class _NamingOutlit(Outlit):
+    """A subclass whose track() notes each event's name, then queues it as Outlit does."""
+
+    def __init__(self) -> None:
+        super().__init__(public_key="pk_test_unit", transport=outlit.MockTransport())
+        self.names: list[str] = []
+
+    def track(self, **kwargs: Any) -> None:  # type: ignore[override]
+        self.names.append(kwargs["event_name"])
+        super().track(**kwargs)
+
+
 def test_a_subclass_track_is_used() -> None:
-    calls: list[str] = []
-
-    class Mine(Outlit):
-        def track(self, **kwargs: Any) -> None:  # type: ignore[override]
-            calls.append(kwargs["event_name"])
-            super().track(**kwargs)
-
-    client = Mine(public_key="pk_test_unit", transport=outlit.MockTransport())
+    client = _NamingOutlit()
     try:
         client.track(event_name="e", user_id="u")
         client.track(event_name="f", user_id="u")
-        assert calls == ["e", "f"]
+        assert client.names == ["e", "f"]
         assert client.queue_size == 2
     finally:
         client.shutdown(0.3)
@@ -1016,17 +1021,10 @@ def test_bound_track_calls_a_replaced_or_overridden_client_track(factory: Client
     )
     assert client.queue_size == 1  # only "start"
 
-    calls: list[str] = []
-
-    class Mine(Outlit):
-        def track(self, **kwargs: Any) -> None:  # type: ignore[override]
-            calls.append(kwargs["event_name"])
-            super().track(**kwargs)
-
-    mine = Mine(public_key="pk_test_unit", transport=outlit.MockTransport())
+    mine = _NamingOutlit()
     try:
         _tracker.lookup_tracker(mine, lambda s: {"user_id": s}, "b-1").track(event_name="g")
-        assert calls == ["g"] and mine.queue_size == 1
+        assert mine.names == ["g"] and mine.queue_size == 1
     finally:
         mine.shutdown(0.3)
 
