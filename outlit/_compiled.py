@@ -3,8 +3,8 @@
 The extension is optional: ``hatch_build.py`` builds it when the install finds a C compiler,
 and without it every function runs in pure Python. It stands in for a few functions (and
 ``BoundTracker.track``), each only for their usual call, and hands every other call to the
-pure-Python code it replaces: see the top of ``_speedups.c``. ``OUTLIT_PURE_PYTHON=1`` in the environment turns it off (the tests
-run the core in both modes).
+pure-Python code it replaces: see the top of ``_speedups.c``. ``OUTLIT_PURE_PYTHON=1`` in the
+environment turns it off (the tests run the core in both modes).
 """
 
 from __future__ import annotations

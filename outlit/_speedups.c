@@ -15,9 +15,10 @@
  *                  JSON bytes; it writes the usual track() tuple's JSON itself, with no wire
  *                  dict and no call to the JSON encoder, and hands every other item to Python
  *   Tracker        the base of outlit.BoundTracker: its three attributes and its track(),
- *                  which queues the usual call itself (as queue_track) and hands every other
- *                  one to the client's track(); lookup_tracker makes the trackers adapters
- *                  make on every request
+ *                  which queues the usual call itself (as queue_track), hands a call with odd
+ *                  arguments to BoundTracker's Python track() and one for any other client to
+ *                  that client's track(); lookup_tracker makes the trackers adapters make on
+ *                  every request
  *
  * Built by hatch_build.py when a C compiler is available; `import outlit` works without it.
  */

@@ -508,10 +508,10 @@ def _starlette_user_key(user: Any) -> str | None:
 
 
 # The compiled track() and lookup_tracker (outlit/_speedups.c) stand in for the Python ones:
-# the same call queues the same event. Its track() queues the usual call itself and hands
-# every other one to the client's own track(), called as the Python one calls it (a subclass
-# of Outlit, or a track() a test replaced, is called as before).
-_python_track = BoundTracker.track  # what tests/outlit/test_speedups.py compares it with
+# the same call queues the same event. Its track() queues the usual call itself; a call with
+# odd arguments goes to the Python track() below, and one for any other client (a subclass of
+# Outlit, a proxy, a track() a test replaced) to that client's track(), as the Python one calls it.
+_python_track = BoundTracker.track  # kept: the compiled track() hands odd calls to it
 if speedups is not None:
     from ._client import Outlit as _Outlit
 
