@@ -18,8 +18,7 @@
  *                  which queues the usual call itself (as queue_track), hands a call with odd
  *                  arguments to BoundTracker's Python track() and one for any other client to
  *                  that client's track(); lookup_tracker makes the trackers adapters make on
- *                  every request; request_trackers gives Django's middleware its
- *                  request_tracker, which makes them without a Python frame
+ *                  every request
  *
  * Built by hatch_build.py when a C compiler is available; `import outlit` works without it.
  */
@@ -1150,25 +1149,6 @@ static PyTypeObject TrackerType = {
     .tp_methods = tracker_methods,
 };
 
-/* A BoundTracker of `client` whose identity is lookup(subject) (after use_tracker()). */
-static PyObject *
-new_lookup_tracker(PyObject *client, PyObject *lookup, PyObject *subject)
-{
-    PyTypeObject *type = (PyTypeObject *)bound_tracker_class;
-    PyObject *source = PyTuple_Pack(2, lookup, subject);
-    if (source == NULL) {
-        return NULL;
-    }
-    Tracker *tracker = (Tracker *)type->tp_alloc(type, 0);
-    if (tracker == NULL) {
-        Py_DECREF(source);
-        return NULL;
-    }
-    tracker->client = Py_NewRef(client);
-    tracker->source = source;
-    return (PyObject *)tracker;
-}
-
 /* lookup_tracker(client, lookup, subject): outlit._tracker.lookup_tracker, compiled. */
 static PyObject *
 lookup_tracker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1178,93 +1158,19 @@ lookup_tracker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                                          "use_tracker()");
         return NULL;
     }
-    return new_lookup_tracker(args[0], args[1], args[2]);
-}
-
-/* ---- request_trackers: the Django middleware's request_tracker --------------------------- */
-
-static PyObject *s_get_settings, *s_client, *s_identity, *s_lookup;
-
-/* outlit_django.middleware.request_tracker, compiled: `state` is (the settings module, the
- * lazy client, get_client), given to request_trackers() once. Step for step the Python
- * function: the settings, then the client (made now if there is none yet), then the tracker,
- * its identity looked up through a weak reference to the request, or through the request
- * itself when it takes no weak reference. No identity function: BoundTracker(client, None). */
-static PyObject *
-request_tracker(PyObject *state, PyObject *request)
-{
-    if (bound_tracker_class == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "outlit._speedups: use_tracker() was not called");
+    PyTypeObject *type = (PyTypeObject *)bound_tracker_class;
+    PyObject *source = PyTuple_Pack(2, args[1], args[2]);
+    if (source == NULL) {
         return NULL;
     }
-    PyObject *settings = NULL, *client = NULL, *identity = NULL, *weak = NULL, *lookup = NULL,
-             *tracker = NULL;
-    PyObject *get_settings = PyObject_GetAttr(PyTuple_GET_ITEM(state, 0), s_get_settings);
-    if (get_settings == NULL) {
+    Tracker *tracker = (Tracker *)type->tp_alloc(type, 0);
+    if (tracker == NULL) {
+        Py_DECREF(source);
         return NULL;
     }
-    settings = PyObject_CallNoArgs(get_settings);
-    Py_DECREF(get_settings);
-    if (settings == NULL) {
-        return NULL;
-    }
-    client = PyObject_GetAttr(PyTuple_GET_ITEM(state, 1), s_client);
-    if (client == Py_None) {
-        Py_SETREF(client, PyObject_CallNoArgs(PyTuple_GET_ITEM(state, 2)));
-    }
-    if (client == NULL) {
-        goto done;
-    }
-    identity = PyObject_GetAttr(settings, s_identity);
-    if (identity == NULL) {
-        goto done;
-    }
-    if (identity == Py_None) {
-        tracker = PyObject_CallFunctionObjArgs(bound_tracker_class, client, Py_None, NULL);
-        goto done;
-    }
-    weak = PyWeakref_NewRef(request, NULL);
-    if (weak == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            /* A stand-in request (a test's) that takes no weak reference. */
-            PyErr_Clear();
-            tracker = new_lookup_tracker(client, identity, request);
-        }
-        goto done;
-    }
-    lookup = PyObject_GetAttr(settings, s_lookup);
-    if (lookup != NULL) {
-        tracker = new_lookup_tracker(client, lookup, weak);
-    }
-done:
-    Py_DECREF(settings);
-    Py_XDECREF(client);
-    Py_XDECREF(identity);
-    Py_XDECREF(weak);
-    Py_XDECREF(lookup);
-    return tracker;
-}
-
-static PyMethodDef request_tracker_def = {
-    "request_tracker", request_tracker, METH_O,
-    "request_tracker(request)\n--\n\nA tracker for the request (see request_trackers)."};
-
-/* request_trackers(settings_module, lazy_client, get_client): the compiled request_tracker. */
-static PyObject *
-request_trackers(PyObject *module, PyObject *args)
-{
-    PyObject *settings_module, *lazy_client, *get_client;
-    if (!PyArg_ParseTuple(args, "OOO:request_trackers", &settings_module, &lazy_client,
-                          &get_client)) {
-        return NULL;
-    }
-    PyObject *state = PyTuple_Pack(3, settings_module, lazy_client, get_client);
-    if (state == NULL) {
-        return NULL;
-    }
-    PyObject *function = PyCFunction_NewEx(&request_tracker_def, state, NULL);
-    Py_DECREF(state);
-    return function;
+    tracker->client = Py_NewRef(args[0]);
+    tracker->source = source;
+    return (PyObject *)tracker;
 }
 
 /* ---- module ------------------------------------------------------------------------------ */
@@ -1363,10 +1269,6 @@ static PyMethodDef module_methods[] = {
     {"lookup_tracker", (PyCFunction)(void (*)(void))lookup_tracker, METH_FASTCALL,
      "lookup_tracker(client, lookup, subject)\n--\n\n"
      "A BoundTracker whose identity is lookup(subject), looked up when a call needs it."},
-    {"request_trackers", request_trackers, METH_VARARGS,
-     "request_trackers(settings_module, lazy_client, get_client)\n--\n\n"
-     "outlit_django.middleware.request_tracker, compiled: settings_module.get_settings() "
-     "gives identity and lookup, lazy_client._client the client (get_client() when None)."},
     {"use_tracker", use_tracker, METH_VARARGS,
      "use_tracker(outlit_class, outlit_track, bound_tracker, python_track, no_ids, "
      "failed_ids, error, message, identity_raised)\n--\n\n"
@@ -1426,10 +1328,6 @@ PyInit__speedups(void)
     INTERN(s_wake_at, "_wake_at");
     INTERN(s_resolve, "_resolve");
     INTERN(s_note_identity_failed, "_note_identity_failed");
-    INTERN(s_get_settings, "get_settings");
-    INTERN(s_client, "_client");
-    INTERN(s_identity, "identity");
-    INTERN(s_lookup, "lookup");
     for (int i = 0; i < A_COUNT; i++) {
         INTERN(track_names[i], track_names_text[i]);
     }

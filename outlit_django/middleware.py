@@ -17,7 +17,6 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 
 from outlit import BoundTracker
-from outlit._compiled import speedups
 from outlit._log import get_logger
 from outlit._tracker import lookup_tracker
 
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
 logger = get_logger("outlit.django")
 
 
-def _request_tracker(request: HttpRequest, /) -> BoundTracker:
+def request_tracker(request: HttpRequest) -> BoundTracker:
     """A tracker for ``request``: the process-wide client, with the request's identity filled
     in by calls that name none (``IDENTIFY_USER``)."""
     settings = conf.get_settings()
@@ -53,13 +52,6 @@ def _request_tracker(request: HttpRequest, /) -> BoundTracker:
     except TypeError:  # a stand-in request (a test's) that takes no weak reference
         return lookup_tracker(client, identity, request)
     return lookup_tracker(client, settings.lookup, request_ref)
-
-
-# Compiled, the same steps without a Python frame: Django asks for a tracker on every request,
-# tracked or not (outlit/_speedups.c; tests/outlit_django/test_django_middleware.py compares).
-request_tracker: Callable[[HttpRequest], BoundTracker] = (
-    _request_tracker if speedups is None else speedups.request_trackers(conf, _proxy, get_client)
-)
 
 
 class OutlitMiddleware:

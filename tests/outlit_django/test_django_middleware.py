@@ -7,7 +7,6 @@ import gc
 import logging
 import weakref
 from typing import Any, ClassVar
-from unittest import skipIf
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.models import User
@@ -261,109 +260,6 @@ class RequestMemoryTests(OutlitTestCase):
         assert "used after its request was freed" in logs.output[0]
         tracker.track(event_name="too_late", email="jane@acme.com")  # explicit identity works
         assert [e["eventName"] for e in self.sent()] == ["too_late"]
-
-
-def _compiled() -> Any:
-    from outlit._compiled import speedups
-
-    return speedups
-
-
-@skipIf(_compiled() is None, "pure-Python run: no compiled request_tracker to compare")
-class CompiledRequestTrackerTests(OutlitTestCase):
-    """The compiled ``request_tracker`` (outlit/_speedups.c) against the Python one it stands
-    in for: the same tracker, client, identity source and errors."""
-
-    def compare(self, request: Any) -> tuple[BoundTracker, Any]:
-        """Both trackers for ``request`` alike: the compiled one, with its identity source as
-        it was made (looking the identity up lets go of it)."""
-        from outlit_django import middleware
-
-        compiled = middleware.request_tracker(request)
-        python = middleware._request_tracker(request)
-        assert middleware.request_tracker is not middleware._request_tracker
-        assert type(compiled) is type(python) is BoundTracker
-        assert compiled._client is python._client is outlit._client
-        assert compiled._ids is python._ids is None
-        source = compiled._source
-        assert source == python._source
-        assert compiled.identity == python.identity
-        return compiled, source
-
-    def request(self, user: Any) -> Any:
-        from django.test import RequestFactory
-
-        request = RequestFactory().get("/")
-        request.user = user
-        return request
-
-    def test_signed_in_and_anonymous_requests(self):
-        from django.contrib.auth.models import AnonymousUser
-
-        from outlit_django.conf import get_settings
-
-        request = self.request(self.jane)
-        compiled, (lookup, reference) = self.compare(request)
-        assert lookup is get_settings().lookup and reference() is request
-        assert compiled.identity == {"user_id": str(self.jane.pk), "email": "jane@acme.com"}
-        anonymous, _ = self.compare(self.request(AnonymousUser()))
-        assert anonymous.identity == {}
-
-    def test_identify_user_off_and_an_identity_function_of_the_apps(self):
-        with override_settings(OUTLIT={**BASE_OUTLIT, "IDENTIFY_USER": False}):
-            compiled, source = self.compare(self.request(self.jane))
-            assert source is None
-            assert compiled.identity == {}
-        function = "djtestproject.identity.organization_identity"
-        with override_settings(OUTLIT={**BASE_OUTLIT, "IDENTIFY_USER": function}):
-            compiled, _ = self.compare(self.request(self.jane))
-            assert compiled.identity["user_id"] == str(self.jane.pk)
-
-    def test_a_stand_in_request_without_weak_references_is_held_as_it_is(self):
-        from types import SimpleNamespace
-
-        from outlit_django.conf import get_settings
-
-        stand_in = SimpleNamespace(user=self.jane)
-        compiled, source = self.compare(stand_in)
-        assert source == (get_settings().identity, stand_in)
-        assert compiled.identity["user_id"] == str(self.jane.pk)
-
-    def test_the_client_is_made_on_first_use(self):
-        from outlit_django import middleware
-        from outlit_django.client import get_client, peek_client, reset_client
-
-        reset_client()
-        assert peek_client() is None
-        tracker = middleware.request_tracker(self.request(self.jane))
-        assert tracker._client is peek_client() is get_client()
-
-    def test_settings_it_cannot_read_raise_as_in_python(self):
-        from django.core.exceptions import ImproperlyConfigured
-
-        from outlit_django import middleware
-
-        with override_settings(OUTLIT="pk_not_a_dict"):
-            raised = []
-            for make in (middleware.request_tracker, middleware._request_tracker):
-                with self.assertRaises(ImproperlyConfigured) as caught:
-                    make(self.request(self.jane))
-                raised.append(str(caught.exception))
-        assert raised[0] == raised[1] and "must be a dict" in raised[0]
-
-    def test_it_keeps_no_reference_it_does_not_own(self):
-        import sys
-
-        from outlit_django import middleware
-        from outlit_django.conf import get_settings
-
-        request = self.request(self.jane)
-        middleware.request_tracker(request)  # the client, made once
-        watched = [request, outlit._client, get_settings(), get_settings().lookup]
-        before = [sys.getrefcount(value) for value in watched]
-        for _ in range(1000):
-            middleware.request_tracker(request)
-        assert [sys.getrefcount(value) for value in watched] == before
 
 
 class ViewKindTests(TestCase):
