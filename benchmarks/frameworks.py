@@ -38,6 +38,9 @@ integration more than it costs a server alone on a CPU, since the servers evict 
 caches. ``--variant`` keeps only the named variants beside the two plain servers.
 benchmarks/instructions.py counts the same servers' instructions per request under valgrind:
 a figure that does not move with the machine's noise.
+With more than one server start (``--restarts``), each median is followed by a 95% interval
+in brackets, from resampling whole starts (rounds of one start share its processes' luck):
+what the run can tell about the cost, as against one round's spread.
 Bar from the issues: at most 5% fewer requests per second (goal: 2%).
 """
 
@@ -48,6 +51,7 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -432,10 +436,10 @@ def shared_cpu(
     env: dict[str, str],
     load: Callable[[str, float, int], tuple[float, int]],
     args: argparse.Namespace,
-) -> dict[str, list[tuple[int, float]]]:
+) -> tuple[dict[str, list[tuple[int, float]]], list[int]]:
     """--shared: every variant (and a second plain server) at once on CPU 0, each loaded by
     its own load generator at the same moment. Per variant and round: (requests answered,
-    seconds it spent on the CPU).
+    seconds it spent on the CPU); and per round, the number of the server start it ran in.
 
     Each server starts its own session, and the kernel's scheduler shares a CPU fairly among
     sessions (autogroups): the servers get equal slices of the same CPU in the same seconds,
@@ -444,7 +448,10 @@ def shared_cpu(
     processes running the same code can differ under this method."""
     variants = {**targets, "plain-2": targets["plain"]}
     counts: dict[str, list[tuple[int, float]]] = {variant: [] for variant in variants}
-    for names, session_rounds in sessions(list(variants), args.rounds, args.restarts):
+    starts: list[int] = []
+    for start, (names, session_rounds) in enumerate(
+        sessions(list(variants), args.rounds, args.restarts)
+    ):
         procs, urls = start_servers(server, variants, names, env)
         try:
             for round_no in range(session_rounds + 1):  # the first round warms up, not counted
@@ -455,6 +462,7 @@ def shared_cpu(
                     continue
                 if len(answered) != len(urls):
                     raise RuntimeError("a load generator failed: see the traceback above")
+                starts.append(start)
                 for variant, proc in procs.items():
                     counts[variant].append(
                         (answered[variant], run_seconds(proc.pid) - used[variant])
@@ -462,17 +470,49 @@ def shared_cpu(
         finally:
             for proc in procs.values():
                 stop(proc)  # SIGTERM: the integration flushes what is queued
-    return counts
+    return counts, starts
+
+
+def starts_interval(
+    costs: list[float], starts: list[int], resamples: int = 2000
+) -> tuple[float, float] | None:
+    """A 95% interval for the median of ``costs`` (one per round), resampling whole server
+    starts (``starts``: each round's start): rounds of one start share its processes' luck
+    (memory layout, placement), so they are not independent of each other. None with fewer
+    than two starts. Seeded: the same rounds give the same interval."""
+    by_start: dict[int, list[float]] = {}
+    for cost, start in zip(costs, starts, strict=True):
+        by_start.setdefault(start, []).append(cost)
+    if len(by_start) < 2:
+        return None
+    rng = random.Random(0)
+    groups = list(by_start.values())
+    medians = sorted(
+        statistics.median([cost for group in rng.choices(groups, k=len(groups)) for cost in group])
+        for _ in range(resamples)
+    )
+    return medians[int(resamples * 0.025)], medians[int(resamples * 0.975) - 1]
+
+
+def interval_text(costs: list[float], starts: list[int] | None) -> str:
+    found = starts_interval(costs, starts) if starts else None
+    return "" if found is None else f" [95%: {found[0]:+.1f} to {found[1]:+.1f}]"
 
 
 def report_shared(
-    name: str, server: str, counts: dict[str, list[tuple[int, float]]], seconds: float
+    name: str,
+    server: str,
+    counts: dict[str, list[tuple[int, float]]],
+    seconds: float,
+    starts: list[int] | None = None,
 ) -> list[tuple[str, float, float]]:
     """Print --shared figures; (label, req/s cost %, CPU/request cost %) per outlit variant.
 
     Each round's baseline is the mean of the two plain servers of that round: two processes
     running the same code differ by a point or two (memory layout, placement), and the
-    difference between the two is printed as what the method cannot resolve."""
+    difference between the two is printed as what the method cannot resolve. With
+    ``starts`` (each round's server start), each median gets a 95% interval over the starts
+    (see starts_interval)."""
     pairs = list(zip(counts["plain"], counts["plain-2"], strict=True))
     base = [(p1 + p2) / 2 for (p1, _), (p2, _) in pairs]
     base_cpu = [(c1 / p1 + c2 / p2) / 2 for (p1, c1), (p2, c2) in pairs]
@@ -483,10 +523,12 @@ def report_shared(
         f"{statistics.median(base_cpu) * 1e6:,.0f} us CPU/request",
         flush=True,
     )
-    aa = sorted((1 - p2 / p1) * 100 for (p1, _), (p2, _) in pairs)
+    in_order = [(1 - p2 / p1) * 100 for (p1, _), (p2, _) in pairs]
+    aa = sorted(in_order)
     print(
-        f"  {'plain-2':18s} two plain servers differ by {statistics.median(aa):+.1f}% "
-        f"(rounds {aa[0]:+.1f} to {aa[-1]:+.1f})   [{VARIANT_NOTES['plain-2']}]",
+        f"  {'plain-2':18s} two plain servers differ by {statistics.median(aa):+.1f}%"
+        f"{interval_text(in_order, starts)} (rounds {aa[0]:+.1f} to {aa[-1]:+.1f})   "
+        f"[{VARIANT_NOTES['plain-2']}]",
         flush=True,
     )
     results = []
@@ -495,17 +537,18 @@ def report_shared(
             continue
         # Per round, against the plain servers of the same seconds: fewer requests answered,
         # and more CPU per request (the same figure, freed from any unequal share of the CPU).
-        costs = sorted((1 - o / b) * 100 for b, (o, _) in zip(base, rounds, strict=True))
+        in_order = [(1 - o / b) * 100 for b, (o, _) in zip(base, rounds, strict=True)]
+        costs = sorted(in_order)
         cost = statistics.median(costs)
-        cpu_cost = statistics.median(
-            (oc / o / b - 1) * 100 for b, (o, oc) in zip(base_cpu, rounds, strict=True)
-        )
+        cpu_costs = [(oc / o / b - 1) * 100 for b, (o, oc) in zip(base_cpu, rounds, strict=True)]
+        cpu_cost = statistics.median(cpu_costs)
         if variant.startswith("outlit") and variant not in VARIANT_ENV:
             results.append((f"{name} {variant}", cost, cpu_cost))
         print(
             f"  {variant:18s} {statistics.median(n for n, _ in rounds) / seconds:8,.0f} req/s "
-            f"{cost:+6.1f}% (rounds {costs[0]:+.1f} to {costs[-1]:+.1f})   CPU/request "
-            f"{cpu_cost:+5.1f}%   [{VARIANT_NOTES.get(variant, '')}]",
+            f"{cost:+6.1f}%{interval_text(in_order, starts)} (rounds {costs[0]:+.1f} to "
+            f"{costs[-1]:+.1f})   CPU/request {cpu_cost:+5.1f}%"
+            f"{interval_text(cpu_costs, starts)}   [{VARIANT_NOTES.get(variant, '')}]",
             flush=True,
         )
     return results
@@ -586,15 +629,18 @@ def main() -> int:
                 continue
             before, posts_before = collector_counts(collector_url)
             if args.shared:
-                counts = shared_cpu(server, targets, env, load, args)
-                results += report_shared(name, server, counts, args.seconds)
+                counts, shared_starts = shared_cpu(server, targets, env, load, args)
+                results += report_shared(name, server, counts, args.seconds, shared_starts)
                 time.sleep(0.5)
                 stored, posts = collector_counts(collector_url)
                 print(f"  events stored {stored - before:,} in {posts - posts_before:,} requests")
                 continue
             rates: dict[str, list[float]] = {variant: [] for variant in targets}
             cpu: dict[str, list[float]] = {variant: [] for variant in targets}
-            for names, session_rounds in sessions(list(targets), args.rounds, args.restarts):
+            starts: list[int] = []
+            for start, (names, session_rounds) in enumerate(
+                sessions(list(targets), args.rounds, args.restarts)
+            ):
                 procs, urls = start_servers(server, targets, names, env)
                 try:
                     for url in urls.values():  # warm-up, not counted
@@ -607,6 +653,7 @@ def main() -> int:
                             used = run_seconds(procs[variant].pid) - used
                             rates[variant].append(rate)
                             cpu[variant].append(used / max(answered, 1) * 1e6)
+                        starts.append(start)
                 finally:
                     for proc in procs.values():
                         stop(proc)  # SIGTERM: the integration flushes what is queued
@@ -630,9 +677,10 @@ def main() -> int:
                 cost = statistics.median(costs)
                 # The middle half of the rounds' costs: how far one round's figure can be off.
                 low, _, high = statistics.quantiles(costs, n=4) if len(costs) > 1 else [cost] * 3
-                cpu_cost = statistics.median(
+                cpu_costs = [
                     (o / p - 1) * 100 for p, o in zip(cpu["plain"], cpu[variant], strict=True)
-                )
+                ]
+                cpu_cost = statistics.median(cpu_costs)
                 extra = statistics.median(
                     o - p for p, o in zip(cpu["plain"], cpu[variant], strict=True)
                 )
@@ -640,8 +688,9 @@ def main() -> int:
                     results.append((f"{name} {variant}", cost, cpu_cost))
                 print(
                     f"  {variant:18s} {statistics.median(rates[variant]):8,.0f} req/s "
-                    f"{cost:+6.1f}% (middle half of rounds {low:+.1f} to {high:+.1f})   "
-                    f"CPU/request {extra:+6.1f} us ({cpu_cost:+5.1f}%)   "
+                    f"{cost:+6.1f}%{interval_text(costs, starts)} (middle half of rounds "
+                    f"{low:+.1f} to {high:+.1f})   CPU/request {extra:+6.1f} us "
+                    f"({cpu_cost:+5.1f}%{interval_text(cpu_costs, starts)})   "
                     f"[{VARIANT_NOTES.get(variant, '')}]",
                     flush=True,
                 )

@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import statistics
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -98,6 +99,38 @@ def test_shared_cpu_costs_are_read_against_both_plain_servers_round_by_round(
     printed = capsys.readouterr().out
     assert "two plain servers differ by -10.0%" in printed
     assert "empty-middleware" in printed and "+0.0%" in printed
+
+
+def test_the_interval_resamples_server_starts_not_rounds() -> None:
+    # One start: nothing to resample.
+    assert frameworks.starts_interval([1.0, 2.0, 3.0], [0, 0, 0]) is None
+    # Every start alike: the interval is the median itself.
+    assert frameworks.starts_interval([4.0] * 6, [0, 0, 1, 1, 2, 2]) == (4.0, 4.0)
+    # Rounds agree within each start, starts disagree: the interval spans the starts, which
+    # resampling rounds one by one would hide (120 tightly clustered rounds).
+    starts = [n // 20 for n in range(120)]
+    costs = [float(start) + (n % 20) * 0.001 for n, start in enumerate(starts)]
+    low, high = frameworks.starts_interval(costs, starts)
+    assert low <= statistics.median(costs) <= high
+    assert high - low >= 1.5 and low >= 0.0 and high <= 5.1
+    assert frameworks.starts_interval(costs, starts) == (low, high)  # seeded
+
+
+def test_shared_figures_carry_their_interval_when_there_were_several_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    counts = {
+        "plain": [(1000, 1.0)] * 4,
+        "plain-2": [(1000, 1.0)] * 4,
+        "outlit": [(950, 1.0), (950, 1.0), (900, 1.0), (900, 1.0)],
+    }
+    frameworks.report_shared("django", "gunicorn", counts, seconds=1.0)
+    assert "95%" not in capsys.readouterr().out
+    frameworks.report_shared("django", "gunicorn", counts, seconds=1.0, starts=[0, 0, 1, 1])
+    outlit_line = next(
+        line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("outlit")
+    )
+    assert "+7.5% [95%: +5.0 to +10.0]" in outlit_line
 
 
 def test_run_seconds_counts_the_time_a_process_family_spends_on_a_cpu() -> None:
