@@ -383,6 +383,7 @@ class Outlit:
         if early is not None:
             return early
         worker = self._worker
+        drops_before = worker.shutdown_drops
         if worker.alive:
             marker = FlushMarker()
             worker.queue.add_marker(marker)
@@ -393,7 +394,7 @@ class Outlit:
                 settled = marker.done.is_set()  # released by the worker just in time
         else:
             settled = worker.drain_until(time.monotonic() + limit)
-        return self._flush_outcome(settled, limit)
+        return self._flush_outcome(settled, limit, worker.shutdown_drops - drops_before)
 
     def _flush_needless(self, limit: float) -> FlushResult | None:
         """flush()'s answer when it has nothing to wait for (or cannot wait), else None."""
@@ -420,10 +421,15 @@ class Outlit:
             return FlushResult(False, self.queue_size)
         return None
 
-    def _flush_outcome(self, settled: bool, limit: float) -> FlushResult:
+    def _flush_outcome(self, settled: bool, limit: float, shutdown_drops: int) -> FlushResult:
+        """``shutdown_drops``: events a shutdown dropped during the wait. The shutdown releases
+        the flush's marker as if everything before it were settled; those events were not.
+        (Some may have been queued after the flush began: it errs on the side of saying so.)"""
         from ._worker import FlushResult
 
         pending = self.queue_size
+        if shutdown_drops > 0:
+            return FlushResult(False, pending + shutdown_drops)  # shutdown() says it, logged
         if settled:
             self._flushes_given_up = 0
         elif self._state != _CLOSED:  # shutdown() says what it drops itself
@@ -557,6 +563,7 @@ class Outlit:
         def on_done() -> None:  # on the worker's thread
             loop.call_soon_threadsafe(wake)
 
+        drops_before = worker.shutdown_drops
         marker = FlushMarker(on_done=on_done)
         worker.queue.add_marker(marker)
         worker.request_flush()
@@ -567,7 +574,9 @@ class Outlit:
         finally:
             if not marker.done.is_set():  # timed out, or the awaiting task was cancelled
                 worker.queue.cancel_marker(marker)
-        return self._flush_outcome(marker.done.is_set(), limit)
+        return self._flush_outcome(
+            marker.done.is_set(), limit, worker.shutdown_drops - drops_before
+        )
 
     async def ashutdown(self, timeout: float | None = None) -> FlushResult:
         """``shutdown()`` for async code, without blocking the event loop."""

@@ -61,7 +61,8 @@ _compiled_take_batch = speedups.take_batch if speedups is not None else None
 @dataclass(frozen=True)
 class FlushResult:
     """What ``flush()`` achieved: true when everything queued before the call was settled
-    (delivered or definitively rejected); ``pending`` counts what was still queued otherwise."""
+    (delivered or definitively rejected); ``pending`` counts what was still queued otherwise,
+    or dropped by a shutdown that ended the wait."""
 
     settled: bool
     pending: int
@@ -133,6 +134,9 @@ class Worker:
         self.failed_requests = 0
         self.retries = 0
         self.dropped: dict[str, int] = {}
+        # Events dropped as "shutdown" so far: a flush() that a shutdown overtook compares it
+        # before and after its wait, since the shutdown releases its marker as if settled.
+        self.shutdown_drops = 0
         self.queue_full_burst = 0
         # Drops counted on a caller's thread (queue_full, identity_failed), by reason, not yet
         # sent as a signal: the worker sends them, so that no receiver runs on the request path.
@@ -585,6 +589,8 @@ class Worker:
             if in_flight and self.inflight:
                 self.inflight = max(self.inflight - count, 0)
             self.dropped[reason] = self.dropped.get(reason, 0) + count
+            if reason == DROP_SHUTDOWN:
+                self.shutdown_drops += count
 
     def note_queue_full(self) -> None:
         """Called on the request path when the queue is at its cap (rare; may take a lock).

@@ -886,6 +886,57 @@ def test_shutdown_with_the_service_down_returns_in_time_and_reports_the_loss(cli
     assert any("undelivered" in m for m in records(log, logging.WARNING))
 
 
+def test_a_flush_that_a_shutdown_overtakes_does_not_call_the_dropped_events_settled(clients):
+    # The shutdown drops what it cannot deliver and releases every waiting flush's marker:
+    # the flush must not take that release for "delivered or rejected".
+    def down(request):
+        raise TransportError("connection refused")
+
+    client, _ = clients(down)
+    track_many(client, 10)
+    results = []
+    flusher = threading.Thread(target=lambda: results.append(client.flush(timeout=10)))
+    flusher.start()
+    deadline = time.monotonic() + 5
+    while client._worker.queue.markers == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the flush waits
+    shut = client.shutdown(timeout=0.3)
+    flusher.join(5)
+    assert not flusher.is_alive()
+    assert client.stats.dropped_by_reason == {"shutdown": 10}
+    assert (shut.settled, shut.pending) == (False, 10)
+    assert (results[0].settled, results[0].pending) == (False, 10)
+
+
+def test_an_async_flush_that_a_shutdown_overtakes_reports_the_dropped_events(clients):
+    def down(request):
+        raise TransportError("connection refused")
+
+    client, _ = clients(down)
+
+    async def main():
+        track_many(client, 10)
+        waiting = asyncio.ensure_future(client.aflush(timeout=10))
+        while client._worker.queue.markers == 0:
+            await asyncio.sleep(0.005)
+        shut = await client.ashutdown(timeout=0.3)
+        return shut, await asyncio.wait_for(waiting, 5)
+
+    shut, result = asyncio.run(main())
+    assert client.stats.delivered == 0
+    assert not shut
+    assert (result.settled, result.pending) == (False, 10)
+
+
+def test_a_flush_settled_before_a_shutdown_stays_settled(clients):
+    # The comparison covers only drops during the flush's own wait.
+    client, transport = clients()
+    track_many(client, 3)
+    assert client.flush(timeout=5) == FlushResult(True, 0)
+    assert client.shutdown(timeout=5) == FlushResult(True, 0)
+    assert sum(len(r.json()["events"]) for r in transport.requests) == 3
+
+
 def test_shutdown_while_a_request_hangs_reports_the_undelivered_events(clients, log):
     gate = Gate()
 
