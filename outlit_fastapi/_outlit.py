@@ -269,10 +269,13 @@ class Outlit:
             try:
                 tracker = self._client.bind(_checked_identity(identity))
             except TypeError:
+                # As for an identity function that fails: the request carries on, and calls
+                # that name no identity are dropped and counted rather than raising in the route.
                 logger.exception(
-                    "outlit: identify gave no usable identity; tracking without identity"
+                    "outlit: identify gave no usable identity; calls that name no identity of "
+                    "their own are not sent (counted as dropped, reason identity_failed)"
                 )
-                tracker = self._client.bind(None)
+                tracker = failed_tracker(self._client)
         else:
             tracker = await self.tracker_for(connection)
         if background_tasks is not None:
@@ -280,6 +283,10 @@ class Outlit:
         return tracker
 
     def _flush_after_this_response(self, scope: Any, background_tasks: BackgroundTasks) -> None:
+        if scope.get("type") == "websocket":
+            # No response, and FastAPI runs no background tasks for a websocket (nor does
+            # OutlitMiddleware wait for one): the worker sends these events as usual.
+            return
         state = scope.get("state")
         middleware_tracker = state.get("outlit") if isinstance(state, dict) else None
         if (

@@ -264,7 +264,7 @@ def test_identify_errors_are_logged_and_the_request_still_succeeds(make_outlit, 
     assert [e["customerDomain"] for e in transport.events] == ["acme.com", "acme.com"]
 
 
-def test_identify_returning_something_else_than_a_dict_is_logged(make_outlit, caplog):
+def test_identify_returning_something_else_than_a_dict_is_logged(make_outlit, transport, caplog):
     class User:
         id = 3
 
@@ -283,14 +283,22 @@ def test_identify_returning_something_else_than_a_dict_is_logged(make_outlit, ca
 
         @app.get("/")
         async def index(tracker: Annotated[BoundTracker, Depends(outlit)]):
+            # However identify is given, the request carries on: a call that names no identity
+            # is dropped and counted, one that names its own is sent.
+            tracker.track(event_name="dropped")
+            tracker.track(event_name="sent", user_id="u1")
             return {"identity": tracker.identity}
 
         caplog.clear()
         with caplog.at_level(logging.ERROR, logger="outlit"):
             response = TestClient(app).get("/")
+        assert response.status_code == 200, identify
         assert response.json() == {"identity": {}}, identify
         (record,) = [r for r in caplog.records if r.exc_info]
         assert "must return a dict" in str(record.exc_info[1])
+        assert outlit.client.flush(5)
+        assert outlit.client.stats.dropped_by_reason == {"identity_failed": 1}, identify
+    assert [e["eventName"] for e in transport.events] == ["sent"] * 3
 
 
 def test_dependency_adds_nothing_to_the_openapi_schema(make_outlit):

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket
 
 from outlit import BoundTracker
 from outlit_fastapi import Outlit, OutlitMiddleware
@@ -120,6 +121,56 @@ def test_middleware_delivers_every_event_of_the_request(make_outlit, collector):
     assert collector.stats.events_stored == 3
     names = {e["eventName"] for e in collector.events()}
     assert names == {"report_exported", "app_wide_call", "tracked_in_background_task"}
+
+
+def test_an_exception_handler_that_tracks_delivers_with_the_documented_aflush(
+    make_outlit, collector
+):
+    # Starlette runs a handler for Exception outside every middleware, after the middleware's
+    # wait: the README's serverless section has such a handler end with `await outlit.aflush()`.
+    outlit = make_outlit(api_host=collector.url, flush_interval=300, flush_after_response=True)
+    app = FastAPI()
+    app.add_middleware(OutlitMiddleware, outlit=outlit)
+
+    @app.exception_handler(Exception)
+    async def on_error(request: Request, exc: Exception):
+        outlit.track(event_name="export_failed", user_id="u1")
+        await outlit.aflush()
+        return JSONResponse({"error": "internal"}, status_code=500)
+
+    @app.post("/export")
+    async def export(request: Request):
+        request.state.outlit.track(event_name="export_started", user_id="u1")
+        raise RuntimeError("disk full")
+
+    client = TestClient(app, raise_server_exceptions=False)  # returns once the app returned
+    assert client.post("/export").status_code == 500
+    assert outlit.queue_size == 0
+    assert sorted(e["eventName"] for e in collector.events()) == [
+        "export_failed",
+        "export_started",
+    ]
+
+
+def test_a_websocket_route_with_the_middleware_warns_of_nothing(make_outlit, caplog):
+    # The middleware passes websockets through and there is no response to wait after: the
+    # dependency must not say the middleware is missing.
+    outlit = make_outlit(flush_interval=300, flush_after_response=True)
+    app = FastAPI()
+    app.add_middleware(OutlitMiddleware, outlit=outlit)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket, tracker: Annotated[BoundTracker, Depends(outlit)]):
+        await websocket.accept()
+        tracker.track(event_name="ws_message", user_id="u1")
+        await websocket.close()
+
+    with caplog.at_level(logging.WARNING, logger="outlit"):
+        with TestClient(app) as client, client.websocket_connect("/ws"):
+            pass
+        assert outlit.client.flush(5)
+    assert not [r for r in caplog.records if "without OutlitMiddleware" in r.getMessage()]
+    assert outlit.client.stats.delivered == 1
 
 
 def test_response_is_sent_before_the_flush_starts_waiting(make_outlit, collector):
