@@ -76,8 +76,45 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     messages += _check_api_host(values)
     messages += _check_option_values(values)
     messages += _check_integration_values(values)
+    if not any(isinstance(m, Error) for m in messages):
+        messages += _check_as_the_server_loads()
     messages += _check_unknown_keys(user_values)
     return messages
+
+
+def _check_as_the_server_loads() -> list[CheckMessage]:
+    """What the middleware refuses at start-up that the checks above let through (a key the
+    client refuses for its characters, a TRANSPORT that is not a transport or whose factory
+    raises): the checks run the same resolution, so that no setting passes ``manage.py
+    check`` and then stops the server."""
+    from .client import resolved_options
+
+    try:
+        resolved_options(conf.get_settings())
+    except ImproperlyConfigured as exc:
+        text = str(exc)
+    except Exception as exc:  # a TRANSPORT factory's own error, say: reported, never raised
+        text = f"{_where('TRANSPORT')}: {type(exc).__name__}: {exc}"
+    else:
+        return []
+    if "PUBLIC_KEY" in text:
+        hint, check_id = (
+            "Copy the public key (it starts with 'pk_') from Outlit's settings; a key pasted "
+            "from a page may carry invisible characters.",
+            "outlit_django.E002",
+        )
+    elif "TRANSPORT" in text:
+        hint, check_id = (
+            "Give a transport object or the dotted path of a class or function that returns "
+            "one, or remove the key to send over HTTP.",
+            "outlit_django.E006",
+        )
+    else:
+        hint, check_id = (
+            "Fix the value, or remove the key to use the default.",
+            "outlit_django.E004",
+        )
+    return [Error(f"{text} (the server would refuse to start).", hint=hint, id=check_id)]
 
 
 def _check_public_key(values: dict[str, Any]) -> list[CheckMessage]:

@@ -201,6 +201,11 @@ def _naming_the_setting(exc: OptionError, resolved: conf.OutlitSettings) -> Impr
     if key not in conf.DEFAULTS or not complaint:
         return ImproperlyConfigured(f"settings.{conf.SETTING_NAME}: {exc}")
     env = {"PUBLIC_KEY": ENV_PUBLIC_KEY, "API_HOST": ENV_API_HOST}.get(key)
-    if env is not None and resolved.values.get(key) is None:
+    from_env = (
+        resolved.public_key_from_environment
+        if key == "PUBLIC_KEY"
+        else resolved.values.get(key) is None
+    )
+    if env is not None and from_env:
         return ImproperlyConfigured(f"The {env} environment variable {complaint}")
     return ImproperlyConfigured(f"settings.{conf.SETTING_NAME}['{key}'] {complaint}")

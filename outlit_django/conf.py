@@ -104,6 +104,12 @@ class OutlitSettings:
         )
 
     @property
+    def public_key_from_environment(self) -> bool:
+        """The setting gives no key (None or blank): ``OUTLIT_PUBLIC_KEY`` applies."""
+        key = self.client_kwargs.get("public_key")
+        return key is None or (isinstance(key, str) and not key.strip())
+
+    @property
     def public_key_missing(self) -> bool:
         """No key in the setting nor in the environment (blank counts as missing)."""
         key = self.client_kwargs.get("public_key")

@@ -157,6 +157,44 @@ class ValueChecks(SimpleTestCase):
         (message,) = outlit_messages(**BASE_OUTLIT, IDENTIFY_USER=42)
         assert message.id == "outlit_django.E006"
 
+    def test_what_the_server_refuses_at_start_up_the_checks_report(self):
+        # Each of these passed the checks once, then stopped gunicorn as it loaded the
+        # middleware: the checks now run the same resolution.
+        from django.core.exceptions import ImproperlyConfigured
+
+        from outlit_django.middleware import OutlitMiddleware
+
+        cases = [
+            ({"PUBLIC_KEY": "pk_"}, "outlit_django.E002"),
+            ({"PUBLIC_KEY": "pk_live_abc123\u200b"}, "outlit_django.E002"),  # pasted
+            ({"PUBLIC_KEY": "pk_", "ENABLED": False}, "outlit_django.E002"),
+            ({**BASE_OUTLIT, "TRANSPORT": 42}, "outlit_django.E006"),
+            (
+                {**BASE_OUTLIT, "TRANSPORT": "djtestproject.transports.NOT_A_TRANSPORT"},
+                "outlit_django.E006",
+            ),
+            (
+                {**BASE_OUTLIT, "TRANSPORT": "djtestproject.transports.raising_factory"},
+                "outlit_django.E006",
+            ),
+        ]
+        for outlit, expected in cases:
+            with self.subTest(outlit=outlit), override_settings(OUTLIT=outlit):
+                with pytest.raises(ImproperlyConfigured) as refused:
+                    OutlitMiddleware(lambda request: None)  # what the server does at start-up
+                (message,) = run_checks(tags=["outlit"])
+                assert isinstance(message, Error)
+                assert message.id == expected
+                assert str(refused.value) in message.msg
+                assert "the server would refuse to start" in message.msg
+
+    def test_a_key_from_the_environment_with_bad_characters_names_the_variable(self):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("OUTLIT_PUBLIC_KEY", "pk_live_abc123\u200b")
+            (message,) = outlit_messages(PUBLIC_KEY="  ")
+        assert message.id == "outlit_django.E002"
+        assert message.msg.startswith("The OUTLIT_PUBLIC_KEY environment variable")
+
     def test_a_module_that_fails_to_load_is_reported_not_raised(self):
         messages = outlit_messages(
             **BASE_OUTLIT,

@@ -52,11 +52,15 @@ def test_check_says_where_the_key_comes_from_and_skips_the_host_when_disabled(
     configure_outlit, monkeypatch
 ):
     monkeypatch.setenv("OUTLIT_PUBLIC_KEY", "pk_from_env")
-    configure_outlit(PUBLIC_KEY=None, ENABLED=False, API_HOST=f"http://127.0.0.1:{closed_port()}")
-    output = run("check")  # nothing is sent: an unreachable host is not a failure
-    assert "pk_from… (from the OUTLIT_PUBLIC_KEY environment variable)" in output
-    assert "ok   connection  not checked: ENABLED is False" in output
-    assert "FAIL" not in output
+    # A blank key counts as missing, whitespace included: the environment's applies.
+    for blank in (None, "", "  "):
+        configure_outlit(
+            PUBLIC_KEY=blank, ENABLED=False, API_HOST=f"http://127.0.0.1:{closed_port()}"
+        )
+        output = run("check")  # nothing is sent: an unreachable host is not a failure
+        assert "pk_from… (from the OUTLIT_PUBLIC_KEY environment variable)" in output, blank
+        assert "ok   connection  not checked: ENABLED is False" in output
+        assert "FAIL" not in output
 
 
 def test_check_of_a_disabled_setup_without_a_key_passes_as_the_system_checks_do(

@@ -73,7 +73,7 @@ class Command(BaseCommand):
         described = describe(options)
         if outlit_settings.public_key_missing:
             described["public_key"] = "(none)"
-        elif outlit_settings.values["PUBLIC_KEY"] in (None, ""):
+        elif outlit_settings.public_key_from_environment:
             described["public_key"] += " (from the OUTLIT_PUBLIC_KEY environment variable)"
         else:
             described["public_key"] += f" (from settings.{conf.SETTING_NAME}['PUBLIC_KEY'])"

@@ -1,0 +1,10 @@
+"""TRANSPORT values that import but are not usable: the server refuses them as it loads the
+middleware, so ``manage.py check`` must report them too."""
+
+from __future__ import annotations
+
+NOT_A_TRANSPORT = 42
+
+
+def raising_factory() -> object:
+    raise RuntimeError("no transport for you")
