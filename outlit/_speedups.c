@@ -853,7 +853,8 @@ typedef struct {
  * BoundTracker, the two identity answers that are no identity, and the error of a call that
  * has none. */
 static PyObject *outlit_class, *outlit_track, *bound_tracker_class, *no_ids, *failed_ids,
-    *invalid_event_error, *no_identity_message, *py_identity_raised, *py_track, *py_resolve;
+    *not_here, *invalid_event_error, *no_identity_message, *py_identity_raised, *py_track,
+    *py_resolve;
 static PyObject *s_track, *s_queue, *s_room, *s_wake_at, *s_resolve, *s_note_identity_failed;
 /* track()'s keyword names, in the order of queue_call's arguments, and as one tuple. */
 enum { A_EVENT_NAME, A_EMAIL, A_USER_ID, A_FINGERPRINT, A_CUSTOMER_ID, A_CUSTOMER_DOMAIN,
@@ -986,6 +987,12 @@ tracker_resolve(Tracker *self)
     Py_INCREF(source); /* held: the lookup is app code */
     PyObject *found = PyObject_CallOneArg(PyTuple_GET_ITEM(source, 0), PyTuple_GET_ITEM(source, 1));
     Py_DECREF(source);
+    if (found == not_here) {
+        /* The lookup cannot know the identity where it was asked (another thread): none for
+         * this call, and nothing kept, so that the tracker's own request still finds it. */
+        Py_DECREF(found);
+        return Py_NewRef(no_ids);
+    }
     if (found != NULL) {
         int truth = PyObject_IsTrue(found);
         ids = truth > 0 ? identity_args(NULL, found) : truth == 0 ? Py_NewRef(no_ids) : NULL;
@@ -1219,10 +1226,11 @@ use_client_globals(PyObject *module, PyObject *globals)
 static PyObject *
 use_tracker(PyObject *module, PyObject *args)
 {
-    PyObject *outlit, *track, *tracker, *python_track, *none, *failed, *error, *message, *raised;
-    if (!PyArg_ParseTuple(args, "O!OO!OO!O!OUO:use_tracker", &PyType_Type, &outlit, &track,
+    PyObject *outlit, *track, *tracker, *python_track, *none, *failed, *here, *error, *message,
+        *raised;
+    if (!PyArg_ParseTuple(args, "O!OO!OO!O!OOUO:use_tracker", &PyType_Type, &outlit, &track,
                           &PyType_Type, &tracker, &python_track, &PyTuple_Type, &none,
-                          &PyTuple_Type, &failed, &error, &message, &raised)) {
+                          &PyTuple_Type, &failed, &here, &error, &message, &raised)) {
         return NULL;
     }
     if (!PyType_IsSubtype((PyTypeObject *)tracker, &TrackerType)
@@ -1236,6 +1244,7 @@ use_tracker(PyObject *module, PyObject *args)
     Py_XSETREF(outlit_track, Py_NewRef(track));
     Py_XSETREF(no_ids, Py_NewRef(none));
     Py_XSETREF(failed_ids, Py_NewRef(failed));
+    Py_XSETREF(not_here, Py_NewRef(here));
     Py_XSETREF(invalid_event_error, Py_NewRef(error));
     Py_XSETREF(no_identity_message, Py_NewRef(message));
     Py_XSETREF(py_identity_raised, Py_NewRef(raised));
@@ -1271,7 +1280,7 @@ static PyMethodDef module_methods[] = {
      "A BoundTracker whose identity is lookup(subject), looked up when a call needs it."},
     {"use_tracker", use_tracker, METH_VARARGS,
      "use_tracker(outlit_class, outlit_track, bound_tracker, python_track, no_ids, "
-     "failed_ids, error, message, identity_raised)\n--\n\n"
+     "failed_ids, not_here, error, message, identity_raised)\n--\n\n"
      "What Tracker.track needs from outlit._client and outlit._tracker."},
     {"in_main_interpreter", in_main_interpreter, METH_NOARGS,
      "in_main_interpreter()\n--\n\nWhether this is the interpreter the state is set up for."},

@@ -45,6 +45,23 @@ _NO_IDS: tuple[Any, ...] = (None,) * len(TRACK_IDENTITY)
 # is down, and tracking must not turn the request into a server error.
 _FAILED_IDS: tuple[Any, ...] = tuple(None for _ in TRACK_IDENTITY)
 
+
+class _NotHere:
+    """What an adapter's lookup returns where it cannot know the identity (asked on another
+    thread than its request's, say): no identity for that call, and nothing kept, so that the
+    tracker's own request still finds its user. Falsy, like the no-identity answer it is."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "outlit._tracker.NOT_HERE"
+
+
+NOT_HERE = _NotHere()
+
 # What a call that names no identity raises when the bound identity is none.
 _NO_IDENTITY = (
     "track() needs at least one of email, user_id, fingerprint, customer_id or "
@@ -125,6 +142,8 @@ class BoundTracker(_TrackerBase):
                 found = source[0](source[1])
             else:
                 found = source() if callable(source) else source
+            if found is NOT_HERE:
+                return _NO_IDS  # for this call only: nothing kept (see _NotHere)
             ids = _read_identity(found) if found else _NO_IDS
         except Exception as exc:
             # The identity hook is app code; a failure there, or an answer that cannot be
@@ -522,6 +541,7 @@ if speedups is not None:
         _python_track,
         _NO_IDS,
         _FAILED_IDS,
+        NOT_HERE,
         InvalidEventError,
         _NO_IDENTITY,
         _identity_raised,

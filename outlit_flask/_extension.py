@@ -13,7 +13,13 @@ from outlit import BoundTracker, OptionError
 from outlit import Outlit as OutlitClient
 from outlit._log import get_logger
 from outlit._options import OPTION_NAMES
-from outlit._tracker import is_async_callable, login_identity, lookup_tracker, user_identity
+from outlit._tracker import (
+    NOT_HERE,
+    is_async_callable,
+    login_identity,
+    lookup_tracker,
+    user_identity,
+)
 
 from ._cli import outlit_cli
 from ._config import CONFIG_DEFAULTS, FlaskSettings, read_config
@@ -64,7 +70,7 @@ def _lookup_in(subject: tuple[Any, Any]) -> Any:
         "on another thread), where that request's user is unknown: pass the identity to the "
         "call, or read g.outlit.identity in the request first (it is kept)"
     )
-    return None
+    return NOT_HERE  # no identity here, and none kept: the request itself still finds its user
 
 
 class Outlit:
@@ -162,7 +168,10 @@ class Outlit:
         # never tracks pays nothing, and it is there for every hook, whenever registered.
         app.app_ctx_globals_class = _globals_class(app.app_ctx_globals_class, hooks)
         if settings.flush_on_teardown:
-            app.teardown_appcontext(hooks.flush_on_teardown)
+            # Flask runs these in reverse order of registration: first in the list, the flush
+            # runs last, after the app's own teardowns (registered before init_app or after),
+            # so that what they track goes out with the request too.
+            app.teardown_appcontext_funcs.insert(0, hooks.flush_on_teardown)
         hooks.connect_login_signals(app)
         app.cli.add_command(outlit_cli)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from outlit import BoundTracker, InvalidEventError, MockTransport, Outlit
-from outlit._tracker import lookup_tracker, user_identity
+from outlit._tracker import NOT_HERE, lookup_tracker, user_identity
 
 try:
     from ._helpers import ClientFactory, client_factory, sent_events
@@ -594,6 +594,33 @@ def test_a_lookup_tracker_calls_its_lookup_once_with_its_subject_then_lets_go(cl
     events = sent_events(c, transport)
     assert [e.get("userId") or e["properties"]["__userId"] for e in events] == ["usr_1"] * 3
     assert repr(tracker).startswith("<BoundTracker identity=['email', 'user_id']")
+
+
+def test_a_lookup_that_cannot_know_here_keeps_nothing(client):
+    # An adapter's lookup asked where it cannot know the identity (Flask's, on another thread)
+    # answers NOT_HERE: that call has no identity, and the next one asks again.
+    c, transport = client
+    answers: list[Any] = [NOT_HERE, NOT_HERE, JANE]
+    subject = object()
+    calls: list[Any] = []
+
+    def lookup(asked: object) -> Any:
+        calls.append(asked)
+        return answers.pop(0)
+
+    tracker = lookup_tracker(c, lookup, subject)
+    with pytest.raises(InvalidEventError):
+        tracker.track(event_name="elsewhere")
+    assert tracker.identity == {}
+    tracker.track(event_name="at_home")  # the lookup answers, and that answer is kept
+    tracker.track(event_name="again")
+    assert calls == [subject] * 3
+    events = sent_events(c, transport)
+    assert [(e["eventName"], e["userId"]) for e in events] == [
+        ("at_home", "usr_1"),
+        ("again", "usr_1"),
+    ]
+    assert not NOT_HERE
 
 
 def test_a_lookup_tracker_logs_a_failing_lookup_and_names_what_is_missing(client, caplog):

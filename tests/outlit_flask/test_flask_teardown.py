@@ -52,6 +52,31 @@ def test_events_are_sent_before_the_response_is_returned(make_app, transport):
     assert app.extensions["outlit"].queue_size == 0
 
 
+def test_what_the_apps_own_teardowns_track_goes_with_the_flush(make_app, transport):
+    # Flask runs teardown_appcontext functions in reverse order of registration: the flush
+    # must still come after a teardown registered before init_app (a database module's).
+    app = make_app(OUTLIT_FLUSH_ON_TEARDOWN=True)
+    extension = Outlit()
+
+    @app.teardown_appcontext
+    def registered_before(exc: BaseException | None) -> None:
+        extension.track(event_name="tracked_before", customer_id="cust_1")
+
+    extension.init_app(app)
+
+    @app.teardown_appcontext
+    def registered_after(exc: BaseException | None) -> None:
+        extension.track(event_name="tracked_after", customer_id="cust_1")
+
+    @app.get("/")
+    def index() -> str:
+        return "ok"
+
+    assert app.test_client().get("/").status_code == 200
+    assert app.extensions["outlit"].queue_size == 0
+    assert sorted(e["eventName"] for e in transport.events) == ["tracked_after", "tracked_before"]
+
+
 def test_by_default_teardown_leaves_sending_to_the_background_worker(make_app, transport):
     app = _tracking_app(make_app)
 

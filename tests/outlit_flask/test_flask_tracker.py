@@ -460,10 +460,13 @@ def test_a_tracker_kept_past_its_request_never_takes_another_requests_user(
     kept: dict[str, Any] = {}
     from_thread: list[str] = []
 
+    @app.post("/keep-unread")
+    def keep_unread() -> str:
+        kept["unread"] = g.outlit
+        return "ok"
+
     @app.post("/keep")
     def keep() -> str:
-        kept["unread"] = g.outlit
-
         def in_a_thread(tracker: Any = g.outlit) -> None:
             try:
                 tracker.track(event_name="from_a_thread")
@@ -473,6 +476,8 @@ def test_a_tracker_kept_past_its_request_never_takes_another_requests_user(
         worker = threading.Thread(target=in_a_thread)
         worker.start()
         worker.join(5)
+        # What the thread could not know is not kept: the request's own call has its user.
+        g.outlit.track(event_name="own_call_after_the_thread")
         return "ok"
 
     @app.post("/keep-read")
@@ -492,11 +497,16 @@ def test_a_tracker_kept_past_its_request_never_takes_another_requests_user(
     ada.post("/login/1")
     other.post("/login/2")
     with caplog.at_level(logging.WARNING, logger="outlit"):
+        assert ada.post("/keep-unread").status_code == 200
         assert ada.post("/keep").status_code == 200
         assert ada.post("/keep-read").status_code == 200
         assert other.post("/use").status_code == 200
     assert len(from_thread) == 1
-    # Once: the thread's lookup found no identity, which the tracker keeps.
-    assert caplog.text.count("g.outlit was used outside the request it was made for") == 1
+    # Each use outside the request says so (the thread's, then the kept tracker's in /use):
+    # nothing is kept from a lookup that could not know the identity.
+    assert caplog.text.count("g.outlit was used outside the request it was made for") == 2
     events = _flushed_events(app, transport)
-    assert [(e["eventName"], e.get("userId")) for e in events] == [("kept_and_read", "1")]
+    assert [(e["eventName"], e.get("userId")) for e in events] == [
+        ("own_call_after_the_thread", "1"),
+        ("kept_and_read", "1"),
+    ]
