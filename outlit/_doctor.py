@@ -53,6 +53,16 @@ def check_key(public_key: str) -> Check:
             f"{public_key!r} looks like a placeholder: copy the real key from Outlit's settings",
         )
     if public_key.startswith("pk_") and len(public_key) > 3:
+        from ._collector.contract import check_key as has_key_form
+
+        if not has_key_form(public_key):
+            # The form the local collector accepts, and the service's keys have.
+            return Check(
+                "public key",
+                False,
+                f"{mask_key(public_key)} has characters no public key has (after 'pk_' only "
+                "letters, digits, '_' and '-'): copy it again from Outlit's settings",
+            )
         return Check("public key", True, f"{mask_key(public_key)} has the pk_ form")
     return Check(
         "public key", False, "public keys start with 'pk_': copy it from Outlit's settings"

@@ -56,8 +56,10 @@ CALENDAR_PROVIDERS = ("cal.com", "calendly", "unknown")
 INVALID_KEY_MESSAGE = "Invalid or inactive tracking configuration"
 
 _TOP_LEVEL_KEYS = frozenset({"source", "events", "visitorId", "userIdentity", "customerIdentity"})
-_USER_IDENTITY_KEYS = frozenset({"email", "userId", "traits"})
-_CUSTOMER_IDENTITY_KEYS = frozenset({"customerId", "customerTraits"})
+# The request-level identity objects (browser batches), each key with the JSON kind it takes.
+_USER_IDENTITY_KEYS: dict[str, type] = {"email": str, "userId": str, "traits": dict}
+_CUSTOMER_IDENTITY_KEYS: dict[str, type] = {"customerId": str, "customerTraits": dict}
+_UTM_KEYS = frozenset({"source", "medium", "campaign", "term", "content"})
 
 _CUSTOM_IDENTITY = ("email", "userId", "fingerprint", "customerId", "customerDomain")
 _IDENTIFY_IDENTITY = ("email", "userId")
@@ -84,6 +86,7 @@ _FIELD_KINDS: dict[str, type] = {
     "path": str,
     **dict.fromkeys(_STRING_FIELDS, str),
     **dict.fromkeys(_OBJECT_FIELDS, dict),
+    "utm": dict,
 }
 _REQUIRED_FIELDS = {
     "type": "required",
@@ -272,9 +275,19 @@ def _request_shape_issues(top: dict[str, Any]) -> list[Issue]:
         if not isinstance(value, dict):
             issues.append(Issue(-1, f"{key}: must be an object", (key,)))
             continue
-        for inner in value:
-            if inner not in allowed:
+        for inner, inner_value in value.items():
+            kind = allowed.get(inner)
+            if kind is None:
                 issues.append(Issue(-1, f"{key}.{inner}: unexpected key", (key, inner)))
+            elif not isinstance(inner_value, kind):
+                expected = "a string" if kind is str else "a JSON object"
+                issues.append(
+                    Issue(
+                        -1,
+                        f"{key}.{inner}: must be {expected}, got {_json_type(inner_value)}",
+                        (key, inner),
+                    )
+                )
     return issues
 
 
@@ -312,6 +325,15 @@ def _event_problems(event: object) -> list[tuple[str, str]]:
     uuid = event.get("uuid")
     if isinstance(uuid, str) and not uuid.strip():
         problems.append(("uuid", "must not be blank"))
+    utm = event.get("utm")
+    if isinstance(utm, dict):
+        for key, value in utm.items():
+            if key not in _UTM_KEYS:
+                problems.append(
+                    (f"utm.{key}", f"unexpected key (one of {', '.join(sorted(_UTM_KEYS))})")
+                )
+            elif not isinstance(value, str):
+                problems.append((f"utm.{key}", f"must be a string, got {_json_type(value)}"))
 
     if event_type == "custom":
         name = event.get("eventName")

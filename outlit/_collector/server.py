@@ -63,6 +63,7 @@ import random
 import signal
 import socket
 import socketserver
+import sqlite3
 import sys
 import threading
 import time
@@ -965,6 +966,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="seed for --fail-rate")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"argument --port: {args.port} is not a port (0 to 65535; 0 for any)")
 
     if not args.quiet:
         handler = logging.StreamHandler(sys.stderr)
@@ -999,22 +1002,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  storing: {where}", flush=True)
         print(f"  use it:  OUTLIT_API_HOST={url}", flush=True)
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+    # Ctrl-C and SIGTERM (a process manager's) only end the wait below: the server runs on its
+    # own thread, so a signal never lands inside its accept loop or a request's set-up (where
+    # an exception left a connection thread registered but unstarted, and the shutdown
+    # failed before committing), and stop() then finishes every request and commit.
+    stop = threading.Event()
 
-    # SIGTERM (e.g. from a process manager) shuts down as cleanly as Ctrl-C.
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, interrupt)
     try:
-        collector.serve_forever(ready=announce)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(
-            f"outlit dev: cannot listen on {args.host}:{args.port}: {exc}"
-            + (" (another port: --port N)" if exc.errno == errno.EADDRINUSE else ""),
-            file=sys.stderr,
-        )
-        return 1
+        try:
+            collector.start()
+        except OSError as exc:
+            if collector._server is not None:  # bound: the database's directory failed
+                where = args.db or Path.cwd() / ".outlit" / "collector.sqlite3"
+                parser.error(f"argument --db: cannot create {str(where)!r}: {exc}")
+            print(
+                f"outlit dev: cannot listen on {args.host}:{args.port}: {exc}"
+                + (" (another port: --port N)" if exc.errno == errno.EADDRINUSE else ""),
+                file=sys.stderr,
+            )
+            return 1
+        except sqlite3.Error as exc:
+            where = args.db or Path.cwd() / ".outlit" / "collector.sqlite3"
+            parser.error(f"argument --db: cannot use {str(where)!r} as the SQLite file: {exc}")
+        announce(collector.url)
+        while not stop.wait(0.5):
+            pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, was in previous.items():
+            signal.signal(sig, was)
+        collector.stop()
     return 0

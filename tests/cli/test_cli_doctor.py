@@ -91,6 +91,19 @@ def test_a_placeholder_key_fails(collector: Collector, capsys: pytest.CaptureFix
     assert "looks like a placeholder" in capsys.readouterr().out
 
 
+def test_a_key_with_characters_no_key_has_fails(
+    collector: Collector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The client sends it, and the collector (like the service) refuses it with a 401: the
+    # doctor must not call it fine.
+    assert main(["doctor", "--public-key", "pk_live$123", "--api-host", collector.url]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  public key" in out
+    assert "has characters no public key has" in out
+    assert main(["send", "-e", "x", "--email", "a@b.co", "--public-key", "pk_live$123",
+                 "--api-host", collector.url]) == 1  # fmt: skip
+
+
 def test_the_connection_check_follows_what_an_httpx_transport_would_do(monkeypatch):
     from outlit import HttpxTransport
     from outlit._doctor import check_connectivity

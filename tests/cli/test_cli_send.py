@@ -223,6 +223,22 @@ def test_an_unreachable_host_exits_3_within_the_timeout(
     assert "gave up after 1 s" in err
 
 
+def test_a_slow_answer_within_the_timeout_is_delivered_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --timeout is the whole wait, one slow request included: a cap below it (the client's
+    # default request timeout, made short here so the test is quick) gave up on a request
+    # the service answered, said "not delivered", and sent the event a second time.
+    import outlit._options
+
+    monkeypatch.setattr(outlit._options, "DEFAULT_TIMEOUT", 0.3)
+    with Collector(host="127.0.0.1", port=0, memory=True, latency=0.8) as slow:
+        assert _send(slow, "send", "-e", "signup", "--email", "a@b.co", "--timeout", "5") == 0
+        assert slow.stats.ingest_requests == 1
+        assert slow.stats.events_stored == 1
+    assert capsys.readouterr().out.startswith("delivered custom 'signup'")
+
+
 def test_an_unavailable_service_exits_3_naming_the_status(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -26,6 +26,7 @@ GOOD_EVENTS = {
         email=None, customerId=None, customerDomain="acme.com"
     ),
     "custom with a uuid": custom(uuid="0b0e1a8e-3a55-4a4a-9a35-2b1f5d3c7e11"),
+    "custom with utm": custom(utm={"source": "newsletter", "campaign": "spring"}),
     "identify by email": identify(userId=None),
     "identify by user id": identify(email=None),
     "stage activated": stage(),
@@ -92,6 +93,9 @@ BAD_EVENTS: list[tuple[str, dict[str, Any] | Any, str]] = [
     ("identify without email or user id", _without_nulls(identify(email=None, userId=None, fingerprint="fp")), "type 'identify' needs a non-blank one of email, userId"),
     ("traits not an object", identify(traits="vip"), "traits: must be a JSON object, got string"),
     ("customer traits not an object", identify(customerTraits=3), "customerTraits: must be a JSON object"),
+    ("utm not an object", custom(utm="spring"), "utm: must be a JSON object, got string"),
+    ("utm with an unknown key", custom(utm={"campain": "x"}), "utm.campain: unexpected key"),
+    ("utm value not a string", custom(utm={"source": 3}), "utm.source: must be a string, got number"),
     ("unknown stage", stage(stage="activate"), "stage: must be one of activated, engaged, inactive"),
     ("stage without properties", {k: v for k, v in stage().items() if k != "properties"}, "properties: required for type 'stage'"),
     ("stage missing a marker", stage(properties={"__email": "a@b.c", "__userId": None}), "properties.__fingerprint: required for type 'stage' (null when unknown)"),
@@ -165,6 +169,14 @@ def test_one_event_with_several_problems_is_one_error_entry() -> None:
         (
             b'{"source": "server", "events": [{}], "userIdentity": {"x": 1}}',
             "userIdentity.x: unexpected key",
+        ),
+        (
+            b'{"source": "server", "events": [{}], "userIdentity": {"email": 5}}',
+            "userIdentity.email: must be a string, got number",
+        ),
+        (
+            b'{"source": "server", "events": [{}], "customerIdentity": {"customerTraits": "x"}}',
+            "customerIdentity.customerTraits: must be a JSON object, got string",
         ),
         (
             b'{"source": "server", "events": [{"type": "custom", "n": NaN}]}',
@@ -285,6 +297,12 @@ def test_openapi_schema_refuses_what_the_collector_refuses_at_request_level(
         body(*[custom()] * 101),
         b'{"source": "server", "events": []}',
         b'{"source": "server", "events": [{}], "sessionId": "s"}',
+        b'{"source": "server", "events": [{}], "userIdentity": {"email": 5}}',
+        b'{"source": "server", "events": [{}], "customerIdentity": {"customerTraits": "x"}}',
     ):
         assert validate_request(data).status in (400, 413)
+        assert not validator.is_valid(json.loads(data))
+    for event in (custom(utm="spring"), custom(utm={"campain": "x"}), custom(utm={"source": 3})):
+        data = body(event)
+        assert validate_request(data).status == 207  # the event refused, by name
         assert not validator.is_valid(json.loads(data))

@@ -214,3 +214,36 @@ def test_viewer_filters_by_type(browser_on: Any) -> None:
         finally:
             client.close()
     assert shown == "i1"
+
+
+def test_a_burst_larger_than_a_poll_shows_with_no_gap(browser_on: Any) -> None:
+    # Polls ask for rows newer than the last shown, newest first: a burst of more than one
+    # answer holds must still show every row the page has room for (MAX_ROWS, 1,000), the
+    # newest ones, with none skipped between them.
+    def burst(client: Client, prefix: str, count: int) -> list[str]:
+        uuids = [f"{prefix}-{n:04d}" for n in range(count)]
+        for start in range(0, count, 100):
+            client.post(body(*(custom(uuid=u) for u in uuids[start : start + 100])))
+        return uuids
+
+    shown_uuids = "[...document.querySelectorAll('tr.event')].map(r => r.dataset.uuid)"
+    with Collector(port=0, memory=True) as collector:
+        client = Client(collector.port)
+        try:
+            client.post(body(custom(uuid="before-open")))
+            devtools, page = browser_on(collector.url + "/")
+            devtools.wait_for(page, "window.outlitViewer && window.outlitViewer.ready")
+            first = burst(client, "a", 600)
+            devtools.wait_for(page, "document.querySelectorAll('tr.event').length === 601")
+            assert sorted(devtools.evaluate(page, shown_uuids)) == sorted(["before-open", *first])
+            second = burst(client, "b", 1100)
+            newest = set(second[-1000:])
+            devtools.wait_for(
+                page, f"(() => {{ const u = {shown_uuids}; return u.includes('{second[-1]}'); }})()"
+            )
+            devtools.wait_for(page, "document.querySelectorAll('tr.event').length === 1000")
+            shown = devtools.evaluate(page, shown_uuids)
+        finally:
+            client.close()
+    assert set(shown) == newest
+    assert shown == sorted(shown, reverse=True)  # newest on top, in order
