@@ -39,5 +39,16 @@ def describe() -> str:
     try:
         from . import _speedups  # noqa: F401 - built, then: _load() refused it
     except ImportError:
+        built = sorted(
+            name
+            for name in os.listdir(os.path.dirname(os.path.abspath(__file__)))
+            if name.startswith("_speedups.") and name.endswith((".so", ".pyd"))
+        )
+        if built:
+            # Installed by another Python (a layer or target directory built elsewhere).
+            return (
+                f"pure Python (compiled for another Python: {', '.join(built)}; install with "
+                "this one to compile for it)"
+            )
         return "pure Python (not compiled at install: no C compiler, or OUTLIT_NO_COMPILE)"
     return "pure Python (in a sub-interpreter)"

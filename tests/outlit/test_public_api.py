@@ -202,6 +202,36 @@ def test_built_wheel_contains_py_typed(tmp_path):
         assert f"{package}/py.typed" in names
     # The collector's viewer page is data, not code: it must still ship.
     assert "outlit/_collector/page.html" in names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), names
+
+
+def test_built_sdist_holds_what_builds_and_runs_the_package_and_nothing_else(tmp_path):
+    import tarfile
+
+    root = Path(outlit.__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("outlit is installed from a wheel here, not a source checkout")
+    builders = pytest.importorskip("hatchling.builders.sdist", reason="hatchling builds the sdist")
+    (sdist,) = builders.SdistBuilder(str(root)).build(
+        directory=str(tmp_path), versions=["standard"]
+    )
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    for needed in (
+        "LICENSE",
+        "README.md",
+        "CHANGELOG.md",
+        "hatch_build.py",
+        "pyproject.toml",
+        "outlit/_speedups.c",
+        "outlit/_collector/page.html",
+        "outlit_django/management/commands/outlit.py",
+    ):
+        assert needed in names, needed
+    # No tests (they need the checkout's examples and specs), no stray example READMEs, no
+    # module compiled for some Python, no caches.
+    assert not [n for n in names if n.startswith(("tests/", "examples/", "benchmarks/"))]
+    assert not [n for n in names if n.endswith((".so", ".pyc", ".pyd"))]
 
 
 def test_import_outlit_stays_light():

@@ -110,6 +110,41 @@ def test_pure_python_mode_uses_no_compiled_code() -> None:
     assert done.stdout.strip() == "pure Python (OUTLIT_PURE_PYTHON is set)"
 
 
+@needs_compiled
+def test_a_module_compiled_for_another_python_is_named_as_such(tmp_path) -> None:
+    # A layer built with one Python and run with another (pip install -t on 3.10, run on
+    # 3.13): the fallback is pure Python, and the doctor must not blame a missing compiler.
+    package = tmp_path / "outlit"
+    shutil.copytree(
+        Path(outlit.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for built in package.glob("_speedups.*.so"):
+        built.unlink()
+    shutil.copy(speedups.__file__, package / "_speedups.cpython-39-x86_64-linux-gnu.so")
+    # -S: no site-packages, where an editable install's import hook would find the checkout.
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); "
+        "import outlit._compiled as c; print(c.describe())"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", _compiled.ENV_PURE_PYTHON)
+    }
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "pure Python (compiled for another Python: _speedups.cpython-39-x86_64-linux-gnu.so; "
+        "install with this one to compile for it)"
+    )
+    for built in package.glob("_speedups.*.so"):
+        built.unlink()
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip().startswith("pure Python (not compiled at install: no C compiler")
+
+
 # -- custom_event ------------------------------------------------------------------------------
 
 IDENTITY_VALUES = [None, "", " \u2003", "u-1"]
