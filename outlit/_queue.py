@@ -100,6 +100,37 @@ class EventQueue(deque):  # type: ignore[type-arg]
                 self.popleft()
             item.release()
 
+    def gather_markers(self, max_events: int) -> None:
+        """Move the flush markers among the next ``max_events`` events to just behind them, so
+        that the next batch is not cut at each marker. A burst of requests that each track
+        and then flush leaves event, marker, event, marker: without this, one request per
+        event. A marker moved back waits only for events of the same batch (never longer than
+        that batch), and nothing before it is passed over. Called with the worker's move lock
+        held (no batch moves meanwhile); callers keep appending at the other end.
+
+        Only if the marker lock is free at once: its holder may be a flush (on a thread whose
+        signal handler interrupted an add_marker, say) waiting for the move lock held here.
+        The batch is then cut at the marker, as without this."""
+        if not self._marker_lock.acquire(blocking=False):
+            return
+        try:  # no marker is taken back or released meanwhile
+            front: list[Any] = []
+            markers: list[FlushMarker] = []
+            events = 0
+            while events < max_events:
+                try:
+                    item = self.popleft()
+                except IndexError:
+                    break
+                if type(item) is FlushMarker:
+                    markers.append(item)
+                else:
+                    front.append(item)
+                    events += 1
+            self.extendleft(reversed(front + markers))
+        finally:
+            self._marker_lock.release()
+
     def release_all_markers(self) -> None:
         for item in [i for i in self if type(i) is FlushMarker]:
             item.release()

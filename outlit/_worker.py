@@ -295,6 +295,8 @@ class Worker:
         if _compiled_take_batch is not None:
             random = os.urandom(16 * max_events)  # the events' uuids (version 4, random)
             with self.move_lock:
+                if queue.markers:
+                    queue.gather_markers(max_events)
                 batch = _compiled_take_batch(
                     queue, max_events, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, random
                 )
@@ -303,6 +305,8 @@ class Worker:
                 return batch, build_body(batch)
             return self._fit(batch)
         with self.move_lock:
+            if queue.markers:
+                queue.gather_markers(max_events)
             batch = queue.take_batch(max_events, MAX_BODY_BYTES)
             self.inflight = len(batch)
         if batch and set(map(type, batch)) <= _UNENCODED:

@@ -325,3 +325,26 @@ def test_shutdown_flushes_and_later_calls_raise(collector, shutdown):
     assert len(collector.events()) == 1
     with pytest.raises(RuntimeError):
         client.track(email="a@example.com", event_name="late")
+
+
+def test_a_burst_of_requests_that_each_flush_goes_out_in_few_requests(collector, make_client):
+    # A flush after every response (serverless, FLUSH_ON_REQUEST_FINISHED), 300 requests at
+    # once: the events share batches rather than one HTTP request each (which the service's
+    # 100 requests per second would pace over three seconds).
+    import asyncio
+
+    client = make_client(api_host=collector.url, flush_interval=60)
+
+    async def burst() -> list[Any]:
+        async def request(n: int) -> Any:
+            client.track(event_name="signed_in", email=f"u{n}@example.com")
+            return await client.aflush(timeout=10)
+
+        return await asyncio.gather(*(request(n) for n in range(300)))
+
+    started = time.monotonic()
+    results = asyncio.run(burst())
+    assert all(results)
+    assert time.monotonic() - started < 2
+    assert collector.stats.events_stored == 300
+    assert collector.stats.ingest_requests <= 6, collector.stats.ingest_requests

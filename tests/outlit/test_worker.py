@@ -1208,6 +1208,53 @@ def test_a_call_from_a_signal_handler_cannot_hang_the_thread_it_interrupted(clie
     assert client.stats.delivered == 1
 
 
+def test_a_burst_of_requests_that_each_flush_is_sent_in_full_batches(clients):
+    # Each request of a burst tracks and then waits (a flush after every response): the queue
+    # holds event, marker, event, marker... The batches must not be cut at every marker (one
+    # request per event, paced at 100 per second, the flushes timing out).
+    client, transport = clients()
+
+    async def burst() -> list[Any]:
+        async def request(n: int) -> Any:
+            client.track(event_name="signed_in", email=f"u{n}@x.com")
+            return await client.aflush(timeout=5)
+
+        return await asyncio.gather(*(request(n) for n in range(250)))
+
+    results = asyncio.run(burst())
+    assert all(results)
+    assert client.stats.delivered == 250
+    assert len(transport.requests) <= 5, len(transport.requests)
+
+
+def test_a_flush_is_never_settled_before_the_events_queued_ahead_of_it(clients):
+    # Markers ride behind the batch they were gathered into: after a transient failure of
+    # that batch, each flush still waits until the events queued before it are delivered.
+    answers = [503]
+
+    def first_fails(request: Any) -> Any:
+        return answers.pop() if answers else ok(request)
+
+    client, transport = clients(first_fails)
+    seen: dict[str, int] = {}
+
+    def flush_and_note(name: str) -> None:
+        assert client.flush(timeout=10)
+        seen[name] = client.stats.delivered
+
+    threads = []
+    for name in ("a", "b", "c"):
+        client.track(event_name=name, email="a@x.com")
+        thread = threading.Thread(target=flush_and_note, args=(name,))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(10)
+    assert seen["a"] >= 1 and seen["b"] >= 2 and seen["c"] >= 3, seen
+    delivered = [n for r in transport.requests[1:] for n in names(r)]
+    assert sorted(delivered) == ["a", "b", "c"]
+
+
 def test_many_async_flushes_waiting_at_once_take_no_thread_of_the_loops_pool(clients):
     # With a flush after each response (serverless, Cloud Run), every request of a burst
     # waits at once during an outage: the loop's default thread pool (a few threads) must
