@@ -102,8 +102,20 @@ def mask_key(public_key: str) -> str:
     return public_key[:7] + "…" if len(public_key) > 7 else public_key
 
 
+# The longest duration an option takes: ten years. Far beyond any use, and well within what
+# threads and sockets can wait (threading.TIMEOUT_MAX is about 292 years; past it a wait
+# raises OverflowError, which would stop the worker or reach the app).
+MAX_SECONDS = 10 * 365 * 86400
+
+
 def _number(
-    name: str, value: Any, *, minimum: float, allow_equal: bool, unit: str = "seconds"
+    name: str,
+    value: Any,
+    *,
+    minimum: float,
+    allow_equal: bool,
+    unit: str = "seconds",
+    maximum: float | None = None,
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OptionError(f"{name} must be a number of {unit}, got {value!r}")
@@ -111,7 +123,14 @@ def _number(
     if not ok or value != value or value == float("inf"):
         bound = ">=" if allow_equal else ">"
         raise OptionError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")
-    return float(value)
+    if maximum is not None and value > maximum:  # compared before float(): 10**400 has none
+        raise OptionError(
+            f"{name} must be at most {maximum:,.0f} {unit} (ten years), got {value!r}"
+        )
+    try:
+        return float(value)
+    except OverflowError:
+        raise OptionError(f"{name} is too large a number, got {value!r}") from None
 
 
 def _integer(name: str, value: Any, *, low: int, high: int | None = None) -> int:
@@ -129,11 +148,18 @@ def normalize_api_host(value: Any) -> str:
     from urllib.parse import urlsplit
 
     host = value.strip().rstrip("/")
-    parts = urlsplit(host)
+    try:
+        parts = urlsplit(host)
+        parts.port  # noqa: B018 - read for its check: a port that is not a number raises
+    except ValueError as exc:  # "http://[::1" (Invalid IPv6 URL), "http://host:abc"
+        shown = "" if "@" in host else f", got {value!r}"  # credentials are never printed
+        raise OptionError(f"api_host is not a usable URL ({exc}){shown}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise OptionError(
             f"api_host must be an http(s) URL such as {DEFAULT_API_HOST!r}, got {value!r}"
         )
+    if not parts.hostname or any(c.isspace() for c in parts.netloc):
+        raise OptionError(f"api_host has no usable host name, got {value!r}")
     if parts.query or parts.fragment:
         raise OptionError(f"api_host must not carry a query string or fragment, got {value!r}")
     if "@" in parts.netloc:
@@ -205,14 +231,18 @@ def resolve_options(
     return Options(
         public_key=public_key,
         api_host=normalize_api_host(api_host),
-        flush_interval=_number("flush_interval", flush_interval, minimum=0, allow_equal=False),
+        flush_interval=_number(
+            "flush_interval", flush_interval, minimum=0, allow_equal=False, maximum=MAX_SECONDS
+        ),
         max_batch_size=_integer(
             "max_batch_size", max_batch_size, low=1, high=MAX_EVENTS_PER_REQUEST
         ),
-        timeout=_number("timeout", timeout, minimum=0, allow_equal=False),
+        timeout=_number("timeout", timeout, minimum=0, allow_equal=False, maximum=MAX_SECONDS),
         max_queue_size=_integer("max_queue_size", max_queue_size, low=1),
         enabled=enabled,
-        shutdown_timeout=_number("shutdown_timeout", shutdown_timeout, minimum=0, allow_equal=True),
+        shutdown_timeout=_number(
+            "shutdown_timeout", shutdown_timeout, minimum=0, allow_equal=True, maximum=MAX_SECONDS
+        ),
         max_requests_per_second=_number(
             "max_requests_per_second",
             max_requests_per_second,
