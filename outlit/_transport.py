@@ -186,7 +186,8 @@ class HTTPTransport(_FirstUseGuard):
                 self._context()
                 target.tls_host.encode("idna")
         except UnicodeError as exc:
-            raise TransportError(f"bad host name in {request.url!r}: {exc}") from exc
+            # The host alone: the URL carries the public key, which logs show masked.
+            raise TransportError(f"bad host name {target.address[0]!r}: {exc}") from exc
         return True
 
     def _send(self, request: Request) -> Response:

@@ -473,7 +473,7 @@ class Worker:
             self._emit("batch_delivered", count=count - len(rejected), status=status)
             if rejected:
                 messages = [f"events[{i}]: {m}" for i, m in rejected]
-                logger.warning(
+                logger.error(
                     "outlit: the service rejected %d of %d events: %s",
                     len(rejected),
                     count,
@@ -502,6 +502,11 @@ class Worker:
         if status in (400, 413, 422) and count > 1:
             logger.debug(
                 "outlit: HTTP %d for %d events; splitting to find the bad ones", status, count
+            )
+            # Counted in failed_requests like every failed request, and said the same way:
+            # the same events go again at once, in halves.
+            self._emit(
+                "batch_failed", count=count, status=status, error=_message(response), retry_in=0.0
             )
             return "split"
         message = _message(response)

@@ -8,7 +8,9 @@ logged and otherwise ignored.
     The service accepted ``count`` events (HTTP ``status``, 200 or 207).
 ``batch_failed(sender, count, status, error, retry_in)``
     A request failed. ``status`` is None for network errors. ``retry_in`` is the seconds until
-    the same events are sent again, or None when they will not be (bad key, rejected batch).
+    the same events are sent again (0 when a 400 or 413 makes the client send them again at
+    once, in halves, to find the bad ones), or None when they will not be (bad key, rejected
+    event).
 ``events_dropped(sender, count, reason, messages)``
     ``count`` events will never be delivered. ``reason`` is one of ``"queue_full"``,
     ``"rejected"`` (the service refused them; ``messages`` says why), ``"too_large"``,

@@ -496,3 +496,17 @@ def test_the_first_requests_imports_happen_before_it_leaves_the_fork_lock():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "True"
+
+
+def test_a_host_name_that_cannot_be_encoded_is_reported_without_the_public_key(caplog):
+    # The error names the host; the URL would print the whole key, which logs show masked.
+    # (Nothing is sent: the name fails before any lookup.)
+    key = "pk_live_abcdefghijklmnop123456"
+    client = Outlit(key, api_host="http://" + "a" * 64 + ".example", flush_interval=60)
+    with caplog.at_level("DEBUG", logger="outlit"):
+        client.track(email="a@example.com", event_name="e")
+        assert not client.flush(0.5)
+        client.shutdown(0.1)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("bad host name" in line for line in said), said
+    assert not [line for line in said if key in line]

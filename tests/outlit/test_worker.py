@@ -423,9 +423,9 @@ def test_207_drops_only_the_listed_events_and_is_not_resent(clients, log):
     assert delivered.kwargs == [{"count": 3, "status": 207}]
     assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(2, "rejected")]
     assert any("bad name" in m for m in dropped.kwargs[0]["messages"])
-    warning = " ".join(records(log, logging.WARNING))
-    assert "events[1]" in warning
-    assert "bad props" in warning
+    error = " ".join(records(log, logging.ERROR, exact=True))  # a rejected event is an ERROR
+    assert "events[1]" in error
+    assert "bad props" in error
 
 
 def test_207_errors_naming_events_by_path_and_twice_reject_each_event_once(clients):
@@ -462,9 +462,12 @@ def test_one_rejected_event_is_isolated_and_the_rest_delivered_once(clients, sta
             return Response(status, {}, b'{"success":false,"message":"invalid event"}')
         return ok(request)
 
-    dropped = Receiver()
+    dropped, failed = Receiver(), Receiver()
     client, transport = clients(handler)
-    with signals.events_dropped.connected_to(dropped, sender=client):
+    with (
+        signals.events_dropped.connected_to(dropped, sender=client),
+        signals.batch_failed.connected_to(failed, sender=client),
+    ):
         for i in range(8):
             if i == poison_at:
                 client.track(event_name="poison", email="p@x.com")
@@ -479,6 +482,11 @@ def test_one_rejected_event_is_isolated_and_the_rest_delivered_once(clients, sta
     assert stats.delivered == 7
     assert stats.dropped_by_reason == {"rejected": 1}
     assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(1, "rejected")]
+    # Every failed request is said, the splitting ones too (sent again at once, in halves):
+    # the signal and the counter agree.
+    assert len(failed.kwargs) == stats.failed_requests
+    assert [kw["retry_in"] for kw in failed.kwargs] == [0.0] * (len(failed.kwargs) - 1) + [None]
+    assert all(kw["status"] == status for kw in failed.kwargs)
 
 
 def test_a_split_interrupted_by_a_transient_failure_is_not_started_over(clients):
