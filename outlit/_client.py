@@ -354,6 +354,10 @@ class Outlit:
         state = self._state
         if state == _CLOSED and not self._closed_at_exit:
             raise _closed_error()
+        if state == _NEW:
+            # The worker signals the drop when it next wakes: it must exist for that, even
+            # if every call so far went through a failing identity function.
+            self._begin()
         if state != _DISABLED:
             self._worker.note_caller_drop("identity_failed")
 

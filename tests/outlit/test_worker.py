@@ -1192,6 +1192,29 @@ def test_identity_drops_of_a_client_that_never_started_are_signalled_at_shutdown
     assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(1, "identity_failed")]
 
 
+def test_identity_drops_are_signalled_by_the_worker_within_the_flush_interval(clients):
+    # Every call so far went through a failing identity function: nothing was queued, yet
+    # the worker must run to say so (an alert on identity_failed would otherwise stay silent
+    # until shutdown).
+    seen: list[tuple[str, int, str]] = []
+
+    def receiver(sender: Any, count: int, reason: str, **extra: Any) -> None:
+        seen.append((reason, count, threading.current_thread().name))
+
+    client, _ = clients(flush_interval=0.2)
+    with signals.events_dropped.connected_to(receiver, sender=client):
+        tracker = client.bind(lambda: ["not", "a", "mapping"])
+        for _ in range(3):
+            tracker.track(event_name="e")
+        deadline = time.monotonic() + 5
+        while sum(count for _, count, _ in seen) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert {(reason, thread) for reason, _, thread in seen} == {
+            ("identity_failed", "outlit-worker")
+        }
+        assert sum(count for _, count, _ in seen) == 3
+
+
 def test_a_call_from_a_signal_handler_cannot_hang_the_thread_it_interrupted(clients):
     # A signal handler runs on the main thread between two of its bytecodes, possibly while
     # that thread holds one of the locks a tracking call takes: the handler's own call must
