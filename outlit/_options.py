@@ -159,7 +159,8 @@ def normalize_api_host(value: Any) -> str:
             f"api_host must be an http(s) URL such as {DEFAULT_API_HOST!r}, got {value!r}"
         )
     if not parts.hostname or any(c.isspace() for c in parts.netloc):
-        raise OptionError(f"api_host has no usable host name, got {value!r}")
+        shown = "" if "@" in host else f", got {value!r}"  # credentials are never printed
+        raise OptionError(f"api_host has no usable host name{shown}")
     if parts.query or parts.fragment:
         raise OptionError(f"api_host must not carry a query string or fragment, got {value!r}")
     if "@" in parts.netloc:

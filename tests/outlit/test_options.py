@@ -145,6 +145,8 @@ def test_missing_public_key_says_how_to_provide_it():
         ("api_host", "http://:80"),
         ("api_host", "http://a b.com"),
         ("api_host", "https://user:secret@app.outlit.ai:port"),
+        ("api_host", "https://user:secret@"),
+        ("api_host", "https://user:secret@ gateway.example"),
         ("flush_interval", 0),
         ("flush_interval", -1.0),
         ("flush_interval", "10"),
