@@ -388,6 +388,7 @@ class Outlit:
             return early
         worker = self._worker
         drops_before = worker.shutdown_drops
+        abandoned = False
         if worker.alive:
             marker = FlushMarker()
             worker.queue.add_marker(marker)
@@ -396,9 +397,10 @@ class Outlit:
             if not settled:
                 worker.queue.cancel_marker(marker)
                 settled = marker.done.is_set()  # released by the worker just in time
+            abandoned = marker.abandoned
         else:
             settled = worker.drain_until(time.monotonic() + limit)
-        return self._flush_outcome(settled, limit, worker.shutdown_drops - drops_before)
+        return self._flush_outcome(settled, limit, worker.shutdown_drops - drops_before, abandoned)
 
     def _flush_needless(self, limit: float) -> FlushResult | None:
         """flush()'s answer when it has nothing to wait for (or cannot wait), else None."""
@@ -425,15 +427,20 @@ class Outlit:
             return FlushResult(False, self.queue_size)
         return None
 
-    def _flush_outcome(self, settled: bool, limit: float, shutdown_drops: int) -> FlushResult:
-        """``shutdown_drops``: events a shutdown dropped during the wait. The shutdown releases
-        the flush's marker as if everything before it were settled; those events were not.
-        (Some may have been queued after the flush began: it errs on the side of saying so.)"""
+    def _flush_outcome(
+        self, settled: bool, limit: float, shutdown_drops: int, abandoned: bool = False
+    ) -> FlushResult:
+        """``shutdown_drops``: events a shutdown dropped during the wait; ``abandoned``: the
+        shutdown let the flush go while events ahead were still in flight. Either way the
+        flush's marker was released without those events settling. (Some may have been
+        queued after the flush began: it errs on the side of saying so.)"""
         from ._worker import FlushResult
 
         pending = self.queue_size
-        if shutdown_drops > 0:
-            return FlushResult(False, pending + shutdown_drops)  # shutdown() says it, logged
+        if shutdown_drops > 0 or abandoned:
+            # shutdown() says it, logged. In flight and since delivered: settled after all.
+            lost = pending + shutdown_drops
+            return FlushResult(lost == 0, lost)
         if settled:
             self._flushes_given_up = 0
         elif self._state != _CLOSED:  # shutdown() says what it drops itself
@@ -579,7 +586,7 @@ class Outlit:
             if not marker.done.is_set():  # timed out, or the awaiting task was cancelled
                 worker.queue.cancel_marker(marker)
         return self._flush_outcome(
-            marker.done.is_set(), limit, worker.shutdown_drops - drops_before
+            marker.done.is_set(), limit, worker.shutdown_drops - drops_before, marker.abandoned
         )
 
     async def ashutdown(self, timeout: float | None = None) -> FlushResult:

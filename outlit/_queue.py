@@ -33,11 +33,15 @@ class FlushMarker:
     worker's, usually): ``aflush()`` uses it to wake its event loop without a thread of its own.
     """
 
-    __slots__ = ("done", "on_done")
+    __slots__ = ("abandoned", "cancelled", "done", "on_done")
 
     def __init__(self, on_done: Callable[[], None] | None = None) -> None:
         self.done = threading.Event()
         self.on_done = on_done
+        # Its flush stopped waiting (see EventQueue.cancel_marker): not put back if riding.
+        self.cancelled = False
+        # Released by a shutdown that gave up on what was ahead (see release_all_markers).
+        self.abandoned = False
 
     def release(self) -> None:
         self.done.set()
@@ -74,11 +78,12 @@ class EventQueue(deque):  # type: ignore[type-arg]
         marker left behind would stay until the queue drains, and a flush per request during
         an outage would pile them up."""
         with self._marker_lock:
+            marker.cancelled = True  # if it rides with a batch, it is not put back
             self.markers -= 1
             try:
                 self.remove(marker)  # compares by identity: no other thread runs meanwhile
             except ValueError:
-                self.markers += 1  # released by the worker in the meantime
+                self.markers += 1  # released by the worker in the meantime, or riding
 
     def events_waiting(self) -> int:
         return max(len(self) - self.markers, 0)
@@ -100,43 +105,61 @@ class EventQueue(deque):  # type: ignore[type-arg]
                 self.popleft()
             item.release()
 
-    def gather_markers(self, max_events: int) -> None:
-        """Move the flush markers among the next ``max_events`` events to just behind them, so
-        that the next batch is not cut at each marker. A burst of requests that each track
-        and then flush leaves event, marker, event, marker: without this, one request per
-        event. A marker moved back waits only for events of the same batch (never longer than
-        that batch), and nothing before it is passed over. Called with the worker's move lock
-        held (no batch moves meanwhile); callers keep appending at the other end.
+    def take_markers(self, max_events: int) -> list[tuple[int, FlushMarker]]:
+        """Take out the flush markers among the next ``max_events`` events, each with the
+        number of events ahead of it, so that the next batch is not cut at each marker: a
+        burst of requests that each track and then flush leaves event, marker, event,
+        marker, and without this each event would go in a request of its own. The worker
+        releases each marker once the events ahead of it in the batch are settled, and puts
+        back (``put_back_markers``) those whose events go back to the queue. Called with the
+        worker's move lock held (no batch moves meanwhile); callers keep appending at the
+        other end.
 
         Only if the marker lock is free at once: its holder may be a flush (on a thread whose
         signal handler interrupted an add_marker, say) waiting for the move lock held here.
         The batch is then cut at the marker, as without this."""
         if not self._marker_lock.acquire(blocking=False):
-            return
-        try:  # no marker is taken back or released meanwhile
+            return []
+        try:
             front: list[Any] = []
-            markers: list[FlushMarker] = []
-            events = 0
-            while events < max_events:
+            riders: list[tuple[int, FlushMarker]] = []
+            while len(front) < max_events:
                 try:
                     item = self.popleft()
                 except IndexError:
                     break
                 if type(item) is FlushMarker:
-                    markers.append(item)
+                    riders.append((len(front), item))
+                    self.markers -= 1
                 else:
                     front.append(item)
-                    events += 1
-            self.extendleft(reversed(front + markers))
+            self.extendleft(reversed(front))
+            return riders
         finally:
             self._marker_lock.release()
 
-    def release_all_markers(self) -> None:
+    def put_back_markers(self, riders: list[tuple[int, FlushMarker]]) -> None:
+        """Put riding markers back, each behind the given number of events at the front (in
+        increasing order), unless its flush stopped waiting meanwhile."""
+        with self._marker_lock:
+            placed = 0
+            for ahead, marker in riders:
+                if marker.cancelled:
+                    continue
+                self.insert(ahead + placed, marker)
+                self.markers += 1
+                placed += 1
+
+    def release_all_markers(self, abandoned: bool = False) -> None:
+        """At shutdown, once what was queued is dropped: every waiting flush is let go, told
+        (``abandoned``) when what was ahead of it was given up on rather than settled."""
         for item in [i for i in self if type(i) is FlushMarker]:
+            item.abandoned = abandoned
             item.release()
 
-    def discard_all(self) -> int:
-        """Empty the queue, releasing every flush marker; return how many events it held."""
+    def discard_all(self, abandoned: bool = False) -> int:
+        """Empty the queue, releasing every flush marker (``abandoned`` at shutdown: see
+        release_all_markers); return how many events it held."""
         discarded = 0
         while True:
             with self._marker_lock:  # so that no marker is taken back or released meanwhile
@@ -147,6 +170,7 @@ class EventQueue(deque):  # type: ignore[type-arg]
                 except IndexError:
                     return discarded
             if type(item) is FlushMarker:
+                item.abandoned = abandoned and discarded > 0
                 item.release()
             else:
                 discarded += 1

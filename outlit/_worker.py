@@ -129,6 +129,10 @@ class Worker:
         # might never get to parts small enough. Doubled after each batch delivered without a
         # split, until back at max_batch_size (None).
         self.split_cap: int | None = None
+        # Flush markers taken out with the batch in flight (EventQueue.take_markers), each with
+        # the number of the batch's events ahead of it: released as those settle, put back
+        # with them when they go back to the queue.
+        self.riders: list[tuple[int, FlushMarker]] = []
         self.delivered = 0
         self.requests = 0
         self.failed_requests = 0
@@ -256,6 +260,7 @@ class Worker:
                     batch, body = self._take(self.split_cap or opts.max_batch_size)
                 except BaseException:
                     self.inflight = 0  # nothing in flight that nobody sends
+                    self._put_back_riders(0)
                     raise
                 if not batch:
                     continue
@@ -264,6 +269,7 @@ class Worker:
                     delivered = self._deliver(batch, body)
                 finally:
                     self.inflight = 0
+                    self._put_back_riders(0)  # only if _deliver raised: it settles them
                 if not delivered:
                     return False
 
@@ -295,20 +301,20 @@ class Worker:
         if _compiled_take_batch is not None:
             random = os.urandom(16 * max_events)  # the events' uuids (version 4, random)
             with self.move_lock:
-                if queue.markers:
-                    queue.gather_markers(max_events)
+                self.riders = queue.take_markers(max_events) if queue.markers else []
                 batch = _compiled_take_batch(
                     queue, max_events, MAX_BODY_BYTES, BODY_OVERHEAD, FlushMarker, random
                 )
                 self.inflight = len(batch)
+                self._keep_riders(len(batch))
             if set(map(type, batch)) <= _ENCODED:
                 return batch, build_body(batch)
             return self._fit(batch)
         with self.move_lock:
-            if queue.markers:
-                queue.gather_markers(max_events)
+            self.riders = queue.take_markers(max_events) if queue.markers else []
             batch = queue.take_batch(max_events, MAX_BODY_BYTES)
             self.inflight = len(batch)
+            self._keep_riders(len(batch))
         if batch and set(map(type, batch)) <= _UNENCODED:
             self._ensure_uuids(len(batch))
             next_uuid = self._uuids.pop
@@ -340,10 +346,41 @@ class Worker:
                 with self.move_lock:
                     self.queue.requeue(rest)
                     self.inflight = max(self.inflight - len(rest), 0)
+                    self._keep_riders(index)  # markers behind the rest go back with it
                 break
             batch.append(encoded)
             size += added
         return batch, build_body(batch)
+
+    def _keep_riders(self, taken: int) -> None:
+        """The batch holds the first ``taken`` events behind which the riders were counted:
+        riders behind more go back to the queue, at their places among the events put back
+        (called under the move lock, right after those events went back)."""
+        back = [(ahead - taken, m) for ahead, m in self.riders if ahead > taken]
+        if back:
+            self.riders = [(ahead, m) for ahead, m in self.riders if ahead <= taken]
+            self.queue.put_back_markers(back)
+
+    def _release_riders(self, settled: int) -> None:
+        """Release the riders with no more than ``settled`` of the batch's events ahead: the
+        batch's parts settle in order, so those events are delivered or given up on."""
+        if not self.riders:
+            return
+        done = [m for ahead, m in self.riders if ahead <= settled]
+        self.riders = [(ahead, m) for ahead, m in self.riders if ahead > settled]
+        for marker in done:
+            marker.release()
+
+    def _put_back_riders(self, settled: int) -> None:
+        """The batch's events after the first ``settled`` went back to the queue's front: its
+        riders behind them go back at their places, the others are released."""
+        if not self.riders:
+            return
+        self._release_riders(settled)
+        back = [(ahead - settled, m) for ahead, m in self.riders]
+        self.riders = []
+        with self.move_lock:
+            self.queue.put_back_markers(back)
 
     def _ensure_uuids(self, count: int) -> None:
         """At least ``count`` fresh uuids in ``_uuids`` (made in bulk: see new_uuids)."""
@@ -396,11 +433,15 @@ class Worker:
         pending = [batch]
         first: bytes | None = body
         split = False
+        settled = 0  # the batch's events settled so far: parts settle in order
         while pending:
             part = pending.pop(0)
             outcome = self._post(part, first)
             first = None
-            if outcome == "split":
+            if outcome in ("ok", "dropped"):
+                settled += len(part)
+                self._release_riders(settled)
+            elif outcome == "split":
                 split = True
                 part = self._as_bytes(part)
                 middle = len(part) // 2
@@ -411,20 +452,26 @@ class Worker:
                     # shutdown() has already given up waiting: nobody will send these again.
                     self._count_drop(DROP_SHUTDOWN, len(unsent), [])
                     self.inflight = 0
+                    for _, marker in self.riders:  # counted first: their flushes see the drop
+                        marker.abandoned = True
+                    self._release_riders(sys.maxsize)
                     return False
                 # Frozen as bytes now (outside the lock: encoding may run the app's code):
                 # every later attempt sends these same bytes. Back in the queue and out of
-                # flight in one move, as pending() sees it.
+                # flight in one move, as pending() sees it, the riders behind them too.
                 frozen = self._as_bytes(unsent)
                 with self.move_lock:
                     self.queue.requeue(frozen)
                     self.inflight = 0
+                    self._put_back_riders(settled)
                 if split:
                     self.split_cap = len(part)
                 return False
             elif outcome == "bad_key":
                 self._count_drop(DROP_INVALID_KEY, sum(len(p) for p in [part, *pending]), [])
+                self._release_riders(sys.maxsize)
                 return True
+        self._release_riders(sys.maxsize)  # every part settled
         if not split and self.split_cap is not None:
             doubled = self.split_cap * 2
             self.split_cap = None if doubled >= self.options.max_batch_size else doubled
@@ -662,7 +709,7 @@ class Worker:
 
     def _discard_queue(self, reason: str) -> None:
         with self.move_lock:  # out of the queue and dropped in one move, as stats() reads them
-            count = self.queue.discard_all()
+            count = self.queue.discard_all(abandoned=reason == DROP_SHUTDOWN)
             if count:
                 self._add_drop(reason, count, in_flight=False)
         if count:
@@ -675,7 +722,8 @@ class Worker:
         left = self.queue.events_waiting()
         if left:
             self._discard_queue(DROP_SHUTDOWN)
-        self.queue.release_all_markers()
+        # A batch still in flight holds events queued ahead of these markers: not settled.
+        self.queue.release_all_markers(abandoned=self.inflight > 0)
         return left, self.inflight
 
     def _emit(self, name: str, **kwargs: Any) -> None:

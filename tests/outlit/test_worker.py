@@ -1286,6 +1286,83 @@ def test_a_flush_is_never_settled_before_the_events_queued_ahead_of_it(clients):
     assert sorted(delivered) == ["a", "b", "c"]
 
 
+def test_a_flush_settles_when_its_own_events_do_though_later_ones_in_the_batch_fail(clients):
+    # The flush's marker rides with a batch that also holds later requests' events: a 413
+    # splits it, the half with the flush's event is delivered, the other half meets an
+    # outage. The flush must settle then, not wait behind the failed half.
+    gate = threading.Event()
+    delivered: list[str] = []
+
+    def handler(request: Any) -> Any:
+        ids = names(request)
+        if ids == ["e0"]:
+            gate.wait(5)  # holds the worker while the next events queue
+        elif len(ids) > 5:
+            return Response(413, {}, b'{"message":"payload too large"}')
+        elif any(name in ids for name in ("e6", "e7", "e8", "e9", "e10")):
+            raise TransportError("connection reset")
+        delivered.extend(ids)
+        return ok(request)
+
+    client, _ = clients(handler, flush_interval=0.05)
+    client.track(event_name="e0", email="a@x.com")
+    busy = threading.Thread(target=client.flush, kwargs={"timeout": 5})
+    busy.start()
+    time.sleep(0.2)
+    client.track(event_name="e1", email="a@x.com")  # request A's event, then its flush
+    result: dict[str, Any] = {}
+
+    def request_a() -> None:
+        started = time.monotonic()
+        result["flush"] = client.flush(timeout=3)
+        result["took"] = time.monotonic() - started
+
+    a = threading.Thread(target=request_a)
+    a.start()
+    time.sleep(0.1)
+    for n in range(2, 11):  # other requests' events, behind A's marker
+        client.track(event_name=f"e{n}", email="a@x.com")
+    gate.set()
+    a.join(5)
+    busy.join(5)
+    assert "e1" in delivered
+    assert result["flush"].settled, result
+    assert result["took"] < 2, result
+
+
+def test_a_flush_let_go_by_shutdown_while_its_events_are_in_flight_is_not_settled(clients):
+    # The shutdown gives up while the request holding the flush's events still runs: the
+    # flush must not report them settled (they are then dropped as "shutdown").
+    entered, release = threading.Event(), threading.Event()
+
+    def handler(request: Any) -> Any:
+        entered.set()
+        release.wait(5)
+        raise TransportError("connection reset")
+
+    client, _ = clients(handler, flush_interval=0.05)
+    track_many(client, 5)
+    got: dict[str, Any] = {}
+
+    def flusher() -> None:
+        entered.wait(5)
+        got["flush"] = client.flush(timeout=10)
+
+    thread = threading.Thread(target=flusher)
+    thread.start()
+    assert entered.wait(5)
+    time.sleep(0.1)
+    client.shutdown(timeout=0.2)
+    thread.join(2)
+    release.set()
+    assert not got["flush"].settled, got
+    assert got["flush"].pending == 5
+    deadline = time.monotonic() + 5
+    while client.stats.dropped_by_reason.get("shutdown") != 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert client.stats.dropped_by_reason == {"shutdown": 5}
+
+
 def test_many_async_flushes_waiting_at_once_take_no_thread_of_the_loops_pool(clients):
     # With a flush after each response (serverless, Cloud Run), every request of a burst
     # waits at once during an outage: the loop's default thread pool (a few threads) must
