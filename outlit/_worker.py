@@ -336,9 +336,11 @@ class Worker:
         flight. An item that cannot be sent is dropped, counted by ``_encode``."""
         batch: list[bytes] = []
         size = BODY_OVERHEAD
+        dropped: list[int] = []  # indexes of items dropped here (settled: given up on for good)
         for index, item in enumerate(items):
             encoded = item if type(item) is bytes else self._encode_item(item)
             if encoded is None:
+                dropped.append(index)
                 continue
             added = len(encoded) + (1 if batch else 0)
             if batch and size + added > MAX_BODY_BYTES:
@@ -350,6 +352,13 @@ class Worker:
                 break
             batch.append(encoded)
             size += added
+        if dropped and self.riders:
+            # The riders count the batch's events ahead of them as they settle: a dropped one
+            # is settled already, and no longer in the batch.
+            self.riders = [
+                (ahead - sum(1 for i in dropped if i < ahead), marker)
+                for ahead, marker in self.riders
+            ]
         return batch, build_body(batch)
 
     def _keep_riders(self, taken: int) -> None:

@@ -1330,6 +1330,38 @@ def test_a_flush_settles_when_its_own_events_do_though_later_ones_in_the_batch_f
     assert result["took"] < 2, result
 
 
+def test_an_event_dropped_as_too_large_still_counts_as_settled_for_the_flush(clients):
+    # The flush's events: one too large (dropped for good), one delivered. A later event in
+    # the same batch meets an outage after a 400 split: the flush must settle anyway.
+    def handler(request: Any) -> Any:
+        ids = names(request)
+        if len(ids) > 1:
+            return 400
+        if ids == ["later"]:
+            return 503
+        return ok(request)
+
+    client, _ = clients(handler, flush_interval=3600)
+    client.track(event_name="warmup", email="a@x.com")
+    assert client.flush(timeout=5)  # the worker runs
+    worker = client._worker
+    result: dict[str, Any] = {}
+    with worker.send_lock:  # the batch is taken only once "later" is queued behind the flush
+        client.track(event_name="huge", email="a@x.com", properties={"blob": "x" * 1_100_000})
+        client.track(event_name="mine", email="a@x.com")
+        flusher = threading.Thread(
+            target=lambda: result.setdefault("flush", client.flush(timeout=3))
+        )
+        flusher.start()
+        deadline = time.monotonic() + 5
+        while worker.queue.markers == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        client.track(event_name="later", email="a@x.com")
+    flusher.join(5)
+    assert result["flush"] == FlushResult(True, 0)
+    assert client.stats.dropped_by_reason == {"too_large": 1}
+
+
 def test_a_flush_let_go_by_shutdown_while_its_events_are_in_flight_is_not_settled(clients):
     # The shutdown gives up while the request holding the flush's events still runs: the
     # flush must not report them settled (they are then dropped as "shutdown").
