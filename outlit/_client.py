@@ -400,7 +400,7 @@ class Outlit:
             abandoned = marker.abandoned
         else:
             settled = worker.drain_until(time.monotonic() + limit)
-        return self._flush_outcome(settled, limit, worker.shutdown_drops - drops_before, abandoned)
+        return self._flush_outcome(settled, limit, drops_before, abandoned)
 
     def _flush_needless(self, limit: float) -> FlushResult | None:
         """flush()'s answer when it has nothing to wait for (or cannot wait), else None."""
@@ -428,15 +428,19 @@ class Outlit:
         return None
 
     def _flush_outcome(
-        self, settled: bool, limit: float, shutdown_drops: int, abandoned: bool = False
+        self, settled: bool, limit: float, drops_before: int, abandoned: bool = False
     ) -> FlushResult:
-        """``shutdown_drops``: events a shutdown dropped during the wait; ``abandoned``: the
-        shutdown let the flush go while events ahead were still in flight. Either way the
-        flush's marker was released without those events settling. (Some may have been
-        queued after the flush began: it errs on the side of saying so.)"""
+        """``drops_before``: the worker's shutdown drops when the wait began, to count those
+        of a shutdown during it; ``abandoned``: the shutdown let the flush go while events
+        ahead may still have been in flight. Either way the flush's marker was released
+        without those events settling. (Some may have been queued after the flush began: it
+        errs on the side of saying so.)"""
         from ._worker import FlushResult
 
+        # queue_size first: it waits for a move under way, such as a shutdown dropping the
+        # queue (which releases the markers before it counts the drop).
         pending = self.queue_size
+        shutdown_drops = self._worker.shutdown_drops - drops_before
         if shutdown_drops > 0 or abandoned:
             # shutdown() says it, logged. In flight and since delivered: settled after all.
             lost = pending + shutdown_drops
@@ -585,9 +589,7 @@ class Outlit:
         finally:
             if not marker.done.is_set():  # timed out, or the awaiting task was cancelled
                 worker.queue.cancel_marker(marker)
-        return self._flush_outcome(
-            marker.done.is_set(), limit, worker.shutdown_drops - drops_before, marker.abandoned
-        )
+        return self._flush_outcome(marker.done.is_set(), limit, drops_before, marker.abandoned)
 
     async def ashutdown(self, timeout: float | None = None) -> FlushResult:
         """``shutdown()`` for async code, without blocking the event loop."""

@@ -152,7 +152,8 @@ class EventQueue(deque):  # type: ignore[type-arg]
 
     def release_all_markers(self, abandoned: bool = False) -> None:
         """At shutdown, once what was queued is dropped: every waiting flush is let go, told
-        (``abandoned``) when what was ahead of it was given up on rather than settled."""
+        (``abandoned``) that it was let go rather than settled: the flush then counts what
+        is still queued or in flight, and what the shutdown dropped, to say how it ended."""
         for item in [i for i in self if type(i) is FlushMarker]:
             item.abandoned = abandoned
             item.release()
@@ -170,7 +171,7 @@ class EventQueue(deque):  # type: ignore[type-arg]
                 except IndexError:
                     return discarded
             if type(item) is FlushMarker:
-                item.abandoned = abandoned and discarded > 0
+                item.abandoned = abandoned
                 item.release()
             else:
                 discarded += 1

@@ -731,8 +731,8 @@ class Worker:
         left = self.queue.events_waiting()
         if left:
             self._discard_queue(DROP_SHUTDOWN)
-        # A batch still in flight holds events queued ahead of these markers: not settled.
-        self.queue.release_all_markers(abandoned=self.inflight > 0)
+        # A batch still in flight may hold events queued ahead of these markers.
+        self.queue.release_all_markers(abandoned=True)
         return left, self.inflight
 
     def _emit(self, name: str, **kwargs: Any) -> None:
