@@ -50,6 +50,11 @@ AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
 # How the hints name a default that is not written as itself in conf.DEFAULTS.
 _DEFAULT_SHOWN = {"RETRY": "outlit.RetryPolicy()"}
 
+_TRANSPORT_HINT = (
+    "Give a transport object or the dotted path of a class or function that returns one, or "
+    "remove the key to send over HTTP."
+)
+
 # Keys whose values get a check of their own below rather than the generic range check.
 _OWN_CHECKS = frozenset({"public_key", "api_host", "transport"})
 
@@ -105,8 +110,7 @@ def _check_as_the_server_loads() -> list[CheckMessage]:
         )
     elif "TRANSPORT" in text:
         hint, check_id = (
-            "Give a transport object or the dotted path of a class or function that returns "
-            "one, or remove the key to send over HTTP.",
+            _TRANSPORT_HINT,
             "outlit_django.E006",
         )
     else:
@@ -233,8 +237,7 @@ def _check_option_values(values: dict[str, Any]) -> list[CheckMessage]:
             messages.append(
                 Error(
                     f"{_where('TRANSPORT')} = {transport!r} cannot be imported: {described}.",
-                    hint="Give a transport object or the dotted path of a class or function "
-                    "that returns one, or remove the key to send over HTTP.",
+                    hint=_TRANSPORT_HINT,
                     id="outlit_django.E006",
                 )
             )

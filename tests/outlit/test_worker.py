@@ -1242,22 +1242,32 @@ def test_a_call_from_a_signal_handler_cannot_hang_the_thread_it_interrupted(clie
 def test_a_burst_of_requests_that_each_flush_is_sent_in_full_batches(clients):
     # Each request of a burst tracks and then waits (a flush after every response): the queue
     # holds event, marker, event, marker... The batches must not be cut at every marker (one
-    # request per event, paced at 100 per second, the flushes timing out).
+    # request per event, paced at 100 per second, the flushes timing out). The worker is held
+    # until the whole burst is queued, so the count does not depend on its wake-ups.
     client, transport = clients()
+    client.track(event_name="warm_up", email="a@x.com")
+    assert client.flush(timeout=5)  # the worker runs
+    worker = client._worker
 
     async def burst() -> list[Any]:
         async def request(n: int) -> Any:
             client.track(event_name="signed_in", email=f"u{n}@x.com")
             return await client.aflush(timeout=5)
 
-        return await asyncio.gather(*(request(n) for n in range(250)))
+        async def let_the_worker_go() -> None:
+            while worker.queue.markers < 250:
+                await asyncio.sleep(0.001)
+            worker.send_lock.release()
+
+        worker.send_lock.acquire()
+        results = await asyncio.gather(let_the_worker_go(), *(request(n) for n in range(250)))
+        return results[1:]
 
     results = asyncio.run(burst())
     assert all(results)
-    assert client.stats.delivered == 250
-    # How many depends on how the worker's wake-ups fall between the calls (5 when quiet);
-    # one request per event, as before, would be 250.
-    assert len(transport.requests) <= 25, len(transport.requests)
+    assert client.stats.delivered == 251
+    # 250 events in full batches of 100, after the warm-up's request: one per event before.
+    assert [len(r.json()["events"]) for r in transport.requests] == [1, 100, 100, 50]
 
 
 def test_a_flush_is_never_settled_before_the_events_queued_ahead_of_it(clients):
