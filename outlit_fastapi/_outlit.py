@@ -431,7 +431,10 @@ class Outlit:
                 await self._client.aflush(self._client.options.shutdown_timeout)
         except Exception:
             logger.exception("outlit: error while flushing at shutdown")
-        self._request_check_due = True  # a request after this one gets a live client
+        finally:
+            # Also when the wait is cancelled (a test's lifespan manager timing out): the
+            # shutdown goes on in its thread, and a request after this one gets a live client.
+            self._request_check_due = True
 
     # -- the client's own methods, for code outside a request ------------------------------
 

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from outlit import BoundTracker
+from outlit import BoundTracker, MockTransport
 from outlit import Outlit as CoreClient
 from outlit_fastapi import Outlit
 
@@ -95,6 +95,35 @@ def test_after_a_lifespan_ended_the_outlit_keeps_working_without_one(
         "report_exported",
         "nightly_report",
     ]
+
+
+def test_after_a_cancelled_lifespan_shutdown_requests_still_get_a_live_client(make_outlit):
+    # A test's lifespan manager that gives up on a slow shutdown (asgi-lifespan's default
+    # shutdown_timeout is 5 s, as is outlit's) cancels our wait; the next test's requests,
+    # served without a lifespan, must not meet the client that shutdown closed.
+    def slow(request: Any) -> int:
+        time.sleep(0.5)
+        return 200
+
+    outlit = make_outlit(transport=MockTransport(slow), flush_interval=300)
+    app = _tracking_app(outlit, lifespan=outlit.lifespan)
+
+    async def lifespan_cut_short() -> None:
+        async def run() -> None:
+            async with outlit.lifespan(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                    assert (await http.post("/export/1")).status_code == 200
+
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(run(), 0.1)
+
+    asyncio.run(lifespan_cut_short())
+    first = outlit.client
+    first.shutdown(timeout=5)  # the cancelled shutdown, finishing in its thread
+    assert first.closed
+    assert TestClient(app).post("/export/2").status_code == 200
+    assert outlit.client is not first and not outlit.client.closed
 
 
 def test_after_the_app_shut_the_outlit_down_itself_requests_keep_working(
