@@ -555,37 +555,25 @@ class Outlit:
 
         The worker wakes the loop when the events are settled, so that many waits at once
         (one per request, with a flush after each response) take no thread each."""
-        import asyncio  # imported here: `import outlit` must stay cheap for sync apps
-
+        from . import _aio
         from ._queue import FlushMarker
 
         worker = self._worker
         if self._starting:  # rare: flush() waits for the start, which takes a thread here
-            return await asyncio.to_thread(self.flush, timeout)
+            return await _aio.to_thread(self.flush, timeout)
         limit = DEFAULT_FLUSH_TIMEOUT if timeout is None else _wait_limit("timeout", timeout)
         early = self._flush_needless(limit)
         if early is not None:
             return early
         if not worker.alive:  # rare: no worker can run, and flush() sends on its own
-            return await asyncio.to_thread(self.flush, timeout)
-        loop = asyncio.get_running_loop()
-        woken = loop.create_future()
-
-        def wake() -> None:
-            if not woken.done():
-                woken.set_result(None)
-
-        def on_done() -> None:  # on the worker's thread
-            loop.call_soon_threadsafe(wake)
-
+            return await _aio.to_thread(self.flush, timeout)
+        woken = _aio.wakeup()  # on the worker's thread, woken.fire() wakes this wait
         drops_before = worker.shutdown_drops
-        marker = FlushMarker(on_done=on_done)
+        marker = FlushMarker(on_done=woken.fire)
         worker.queue.add_marker(marker)
         worker.request_flush()
         try:
-            await asyncio.wait_for(woken, limit)
-        except asyncio.TimeoutError:
-            pass
+            await woken.wait(limit)
         finally:
             if not marker.done.is_set():  # timed out, or the awaiting task was cancelled
                 worker.queue.cancel_marker(marker)
@@ -593,9 +581,9 @@ class Outlit:
 
     async def ashutdown(self, timeout: float | None = None) -> FlushResult:
         """``shutdown()`` for async code, without blocking the event loop."""
-        import asyncio
+        from . import _aio
 
-        return await asyncio.to_thread(self.shutdown, timeout)
+        return await _aio.to_thread(self.shutdown, timeout)
 
     aclose = ashutdown
 
