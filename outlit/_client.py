@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from ._retry import RetryPolicy
     from ._tracker import BoundTracker, IdentitySource
     from ._transport import Transport
-    from ._types import ServerIdentifyOptions
+    from ._types import DeviceId, NumericId, ServerIdentifyOptions
     from ._worker import ClientStats, FlushResult
 
     Timestamp = int | float | _dt.datetime | None
@@ -169,9 +169,9 @@ class Outlit:
         *,
         event_name: str,
         email: str | None = None,
-        user_id: str | None = None,
-        fingerprint: str | None = None,
-        customer_id: str | None = None,
+        user_id: NumericId | None = None,
+        fingerprint: DeviceId | None = None,
+        customer_id: NumericId | None = None,
         customer_domain: str | None = None,
         properties: Mapping[str, Any] | None = None,
         timestamp: Timestamp = None,
@@ -252,9 +252,9 @@ class Outlit:
         self,
         *,
         email: str | None = None,
-        user_id: str | None = None,
-        fingerprint: str | None = None,
-        customer_id: str | None = None,
+        user_id: NumericId | None = None,
+        fingerprint: DeviceId | None = None,
+        customer_id: NumericId | None = None,
         customer_domain: str | None = None,
         traits: Mapping[str, Any] | None = None,
         customer_traits: Mapping[str, Any] | None = None,
@@ -664,8 +664,8 @@ class UserAPI:
         self,
         *,
         email: str | None = None,
-        user_id: str | None = None,
-        fingerprint: str | None = None,
+        user_id: NumericId | None = None,
+        fingerprint: DeviceId | None = None,
         properties: Mapping[str, Any] | None = None,
         timestamp: Timestamp = None,
     ) -> None:
@@ -678,8 +678,8 @@ class UserAPI:
         self,
         *,
         email: str | None = None,
-        user_id: str | None = None,
-        fingerprint: str | None = None,
+        user_id: NumericId | None = None,
+        fingerprint: DeviceId | None = None,
         properties: Mapping[str, Any] | None = None,
         timestamp: Timestamp = None,
     ) -> None:
@@ -692,8 +692,8 @@ class UserAPI:
         self,
         *,
         email: str | None = None,
-        user_id: str | None = None,
-        fingerprint: str | None = None,
+        user_id: NumericId | None = None,
+        fingerprint: DeviceId | None = None,
         properties: Mapping[str, Any] | None = None,
         timestamp: Timestamp = None,
     ) -> None:
@@ -712,9 +712,9 @@ class CustomerAPI:
     def trialing(
         self,
         *,
-        customer_id: str | None = None,
+        customer_id: NumericId | None = None,
         customer_domain: str | None = None,
-        stripe_customer_id: str | None = None,
+        stripe_customer_id: NumericId | None = None,
         properties: Mapping[str, Any] | None = None,
         timestamp: Timestamp = None,
     ) -> None:
@@ -728,9 +728,9 @@ class CustomerAPI:
     def paid(
         self,
         *,
-        customer_id: str | None = None,
+        customer_id: NumericId | None = None,
         customer_domain: str | None = None,
-        stripe_customer_id: str | None = None,
+        stripe_customer_id: NumericId | None = None,
         properties: Mapping[str, Any] | None = None,
         timestamp: Timestamp = None,
     ) -> None:
@@ -744,9 +744,9 @@ class CustomerAPI:
     def churned(
         self,
         *,
-        customer_id: str | None = None,
+        customer_id: NumericId | None = None,
         customer_domain: str | None = None,
-        stripe_customer_id: str | None = None,
+        stripe_customer_id: NumericId | None = None,
         properties: Mapping[str, Any] | None = None,
         timestamp: Timestamp = None,
     ) -> None:

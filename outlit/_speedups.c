@@ -1264,33 +1264,33 @@ use_tracker(PyObject *module, PyObject *args)
 static PyMethodDef module_methods[] = {
     {"queue_track", (PyCFunction)(void (*)(void))queue_track, METH_FASTCALL,
      "queue_track(client, queue, room, wake_at, event_name, email, user_id, fingerprint, "
-     "customer_id, customer_domain, properties, timestamp)\n--\n\n"
+     "customer_id, customer_domain, properties, timestamp, /)\n--\n\n"
      "Queue the usual track() call and return True, or return False for Python to handle it."},
     {"custom_event", (PyCFunction)(void (*)(void))custom_event, METH_FASTCALL,
-     "custom_event(item, uuid)\n--\n\nThe wire dict of a queued track() tuple."},
+     "custom_event(item, uuid, /)\n--\n\nThe wire dict of a queued track() tuple."},
     {"identity_args", identity_args, METH_O,
-     "identity_args(found)\n--\n\ntrack()'s five identity arguments from an identity answer."},
+     "identity_args(found, /)\n--\n\ntrack()'s five identity arguments from an identity answer."},
     {"take_batch", (PyCFunction)(void (*)(void))take_batch, METH_FASTCALL,
-     "take_batch(queue, max_events, max_bytes, overhead, marker_type, random)\n"
+     "take_batch(queue, max_events, max_bytes, overhead, marker_type, random, /)\n"
      "--\n\n"
      "The worker's next batch: JSON bytes, and items left for Python to encode "
      "(EventQueue.take_batch, compiled)."},
     {"lookup_tracker", (PyCFunction)(void (*)(void))lookup_tracker, METH_FASTCALL,
-     "lookup_tracker(client, lookup, subject)\n--\n\n"
+     "lookup_tracker(client, lookup, subject, /)\n--\n\n"
      "A BoundTracker whose identity is lookup(subject), looked up when a call needs it."},
     {"use_tracker", use_tracker, METH_VARARGS,
      "use_tracker(outlit_class, outlit_track, bound_tracker, python_track, no_ids, "
-     "failed_ids, not_here, error, message, identity_raised)\n--\n\n"
+     "failed_ids, not_here, error, message, identity_raised, /)\n--\n\n"
      "What Tracker.track needs from outlit._client and outlit._tracker."},
     {"in_main_interpreter", in_main_interpreter, METH_NOARGS,
      "in_main_interpreter()\n--\n\nWhether this is the interpreter the state is set up for."},
     {"use_custom_event", use_custom_event, METH_VARARGS,
-     "use_custom_event(function, template)\n--\n\n"
+     "use_custom_event(function, template, /)\n--\n\n"
      "The pure-Python custom_event and its wire-dict template."},
     {"use_identity_args", use_identity_args, METH_O,
-     "use_identity_args(function)\n--\n\nThe pure-Python _identity_args."},
+     "use_identity_args(function, /)\n--\n\nThe pure-Python _identity_args."},
     {"use_client_globals", use_client_globals, METH_O,
-     "use_client_globals(globals)\n--\n\noutlit._client's globals (its clock, _now)."},
+     "use_client_globals(globals, /)\n--\n\noutlit._client's globals (its clock, _now)."},
     {NULL},
 };
 

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from ._client import Outlit, Timestamp
-    from ._types import BillingOptions, ServerIdentifyOptions, StageOptions
+    from ._types import (
+        BillingOptions,
+        DeviceId,
+        NumericId,
+        ServerIdentifyOptions,
+        StageOptions,
+    )
     from ._worker import FlushResult
 
 logger = get_logger("outlit")
@@ -189,9 +195,9 @@ class BoundTracker(_TrackerBase):
         *,
         event_name: str,
         email: str | None = None,
-        user_id: str | None = None,
-        fingerprint: str | None = None,
-        customer_id: str | None = None,
+        user_id: NumericId | None = None,
+        fingerprint: DeviceId | None = None,
+        customer_id: NumericId | None = None,
         customer_domain: str | None = None,
         properties: Mapping[str, Any] | None = None,
         timestamp: Timestamp = None,

@@ -1,18 +1,28 @@
 """The seed SDK's option types, as TypedDicts whose keys are the keyword arguments.
 
-``outlit.track(**options)`` type-checks when ``options: ServerTrackOptions``.
+``outlit.track(**options)`` type-checks when ``options: ServerTrackOptions``. As in the calls
+themselves, None means "not given", and ids may be ints or UUIDs where the client takes them.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._retry import RetryPolicy
 from ._transport import Transport
 
 Timestamp = int | float | _dt.datetime
+
+if TYPE_CHECKING:  # uuid is not imported at run time: it would double `import outlit`'s cost
+    from typing import TypeAlias
+    from uuid import UUID
+
+    #: Ids that databases key by: a string, an int or a UUID (sent as a string).
+    NumericId: TypeAlias = str | int | UUID
+    #: A device id: a string or a UUID (sent as a string).
+    DeviceId: TypeAlias = str | UUID
 
 
 class OutlitOptions(TypedDict, total=False):
@@ -38,43 +48,43 @@ class _TrackRequired(TypedDict):
 class ServerTrackOptions(_TrackRequired, total=False):
     """Keyword arguments of ``outlit.track(...)``."""
 
-    email: str
-    user_id: str
-    fingerprint: str
-    customer_id: str
-    customer_domain: str
-    properties: Mapping[str, Any]
-    timestamp: Timestamp
+    email: str | None
+    user_id: NumericId | None
+    fingerprint: DeviceId | None
+    customer_id: NumericId | None
+    customer_domain: str | None
+    properties: Mapping[str, Any] | None
+    timestamp: Timestamp | None
 
 
 class ServerIdentifyOptions(TypedDict, total=False):
     """Keyword arguments of ``outlit.identify(...)``: email or user_id is required."""
 
-    email: str
-    user_id: str
-    fingerprint: str
-    customer_id: str
-    customer_domain: str
-    traits: Mapping[str, Any]
-    customer_traits: Mapping[str, Any]
-    timestamp: Timestamp
+    email: str | None
+    user_id: NumericId | None
+    fingerprint: DeviceId | None
+    customer_id: NumericId | None
+    customer_domain: str | None
+    traits: Mapping[str, Any] | None
+    customer_traits: Mapping[str, Any] | None
+    timestamp: Timestamp | None
 
 
 class StageOptions(TypedDict, total=False):
     """Keyword arguments of ``outlit.user.activate/engaged/inactive(...)``."""
 
-    email: str
-    user_id: str
-    fingerprint: str
-    properties: Mapping[str, Any]
-    timestamp: Timestamp
+    email: str | None
+    user_id: NumericId | None
+    fingerprint: DeviceId | None
+    properties: Mapping[str, Any] | None
+    timestamp: Timestamp | None
 
 
 class BillingOptions(TypedDict, total=False):
     """Keyword arguments of ``outlit.customer.trialing/paid/churned(...)``."""
 
-    customer_id: str
-    customer_domain: str
-    stripe_customer_id: str
-    properties: Mapping[str, Any]
-    timestamp: Timestamp
+    customer_id: NumericId | None
+    customer_domain: str | None
+    stripe_customer_id: NumericId | None
+    properties: Mapping[str, Any] | None
+    timestamp: Timestamp | None

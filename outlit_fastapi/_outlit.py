@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         Transport,
         UserAPI,
     )
+    from outlit._tracker import IdentitySource
 from outlit._log import get_logger
 
 logger = get_logger("outlit")
@@ -465,7 +466,7 @@ class Outlit:
     def customer(self) -> CustomerAPI:
         return self._live_client().customer
 
-    def bind(self, identity: Any = None) -> BoundTracker:
+    def bind(self, identity: IdentitySource = None) -> BoundTracker:
         return self._live_client().bind(identity)
 
     def flush(self, timeout: float | None = None) -> FlushResult:

@@ -27,11 +27,15 @@ from ._identity import IdentityLoader, current_user_identity
 from .signals import teardown_flushed
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from outlit import (
         ClientStats,
         CustomerAPI,
         FlushResult,
         RetryPolicy,
+        ServerIdentifyOptions,
+        ServerTrackOptions,
         Transport,
         UserAPI,
     )
@@ -209,11 +213,11 @@ class Outlit:
             )
         return cast(OutlitClient, client)
 
-    def track(self, **kwargs: Any) -> None:
+    def track(self, **kwargs: Unpack[ServerTrackOptions]) -> None:
         """:meth:`outlit.Outlit.track` on the current app's client (no identity filled in)."""
         self.client.track(**kwargs)
 
-    def identify(self, **kwargs: Any) -> None:
+    def identify(self, **kwargs: Unpack[ServerIdentifyOptions]) -> None:
         """:meth:`outlit.Outlit.identify` on the current app's client."""
         self.client.identify(**kwargs)
 

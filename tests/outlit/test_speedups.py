@@ -75,6 +75,20 @@ needs_compiled = pytest.mark.skipif(
 )
 
 
+@needs_compiled
+def test_the_stub_describes_the_compiled_module_exactly() -> None:
+    # outlit/_speedups.pyi against the built module: every name, parameter kind and name.
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "outlit._speedups"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MYPY_CACHE_DIR": os.devnull},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout
+
+
 def test_the_compiled_module_is_built_where_a_compiler_is() -> None:
     if os.environ.get(_compiled.ENV_PURE_PYTHON, "").strip() not in ("", "0"):
         pytest.skip("OUTLIT_PURE_PYTHON is set: this run checks the pure-Python paths")

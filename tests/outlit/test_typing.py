@@ -1,0 +1,82 @@
+"""What a user's type checker says of code that uses the client as the README shows: ids that
+the client takes at run time (ints, UUIDs) and None for "not given" type-check on every
+method, the client's and a bound tracker's alike; a misspelt keyword does not."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from outlit import MockTransport, Outlit
+
+api = pytest.importorskip("mypy.api", reason="mypy is in the dev extra")
+
+USER_CODE = textwrap.dedent(
+    """
+    import uuid
+
+    from outlit import MockTransport, Outlit
+
+    outlit = Outlit(public_key="pk_test", transport=MockTransport())
+    key = uuid.UUID(int=1)
+
+    def on_signup(email: str | None, user_id: int | None, domain: str | None) -> None:
+        outlit.track(event_name="signed_up", user_id=42, customer_id=7, fingerprint=key)
+        outlit.track(event_name="signed_up", email=email, user_id=user_id, customer_id=key)
+        outlit.identify(email=email, user_id=user_id, customer_domain=domain)
+        outlit.user.identify(email=email, user_id=user_id, customer_domain=domain)
+        outlit.user.activate(email=email, user_id=user_id, fingerprint=key)
+        outlit.customer.paid(customer_id=7, customer_domain=domain, stripe_customer_id=None)
+        tracker = outlit.bind({"email": "jane@acme.com", "customer_domain": "acme.com"})
+        tracker.track(event_name="report_exported", user_id=user_id, customer_id=key)
+        tracker.identify(email=email, user_id=user_id, timestamp=None)
+        tracker.user.activate(email=email, user_id=user_id, properties=None)
+        tracker.customer.paid(customer_id=7, customer_domain=domain)
+    """
+)
+
+MISTAKES = textwrap.dedent(
+    """
+    from outlit import MockTransport, Outlit
+
+    outlit = Outlit(public_key="pk_test", transport=MockTransport())
+    tracker = outlit.bind({"email": "jane@acme.com"})
+    outlit.track(event_name="x", email=42)
+    tracker.user.activate(emial="jane@acme.com")
+    tracker.customer.paid(customer_id=7.5)
+    outlit.bind(("email", "jane@acme.com"))
+    """
+)
+
+
+def _errors(tmp_path: Path, name: str, source: str) -> list[str]:
+    program = tmp_path / name
+    program.write_text(source, encoding="utf-8")
+    out, err, _status = api.run(
+        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(program)]
+    )
+    assert not err, err
+    return [line.split(": error: ")[0] for line in out.splitlines() if ": error: " in line]
+
+
+def test_ids_and_none_type_check_as_the_client_takes_them(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "user_code.py", USER_CODE) == []
+    # And the same calls run: what the checker accepts, the client takes.
+    namespace: dict[str, object] = {}
+    exec(compile(USER_CODE, "user_code.py", "exec"), namespace)
+    client = namespace["outlit"]
+    assert isinstance(client, Outlit) and isinstance(client._transport, MockTransport)
+    namespace["on_signup"]("jane@acme.com", 42, None)  # type: ignore[operator]
+    assert client.flush(timeout=5)
+    events = client._transport.events
+    client.shutdown()
+    assert len(events) == 10
+    assert events[0]["userId"] == "42" and events[0]["customerId"] == "7"
+    assert events[0]["fingerprint"] == "00000000-0000-0000-0000-000000000001"
+
+
+def test_wrong_types_and_misspelt_fields_are_reported_on_their_lines(tmp_path: Path) -> None:
+    lines = _errors(tmp_path, "mistakes.py", MISTAKES)
+    assert [int(line.rsplit(":", 1)[1]) for line in lines] == [6, 7, 8, 9]
