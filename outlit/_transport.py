@@ -482,6 +482,13 @@ def _read_chunked(reader: Any) -> bytes:
         parts.append(chunk)
 
 
+def _without_credentials(exc: BaseException) -> str:
+    """``exc``'s message with any ``user:password@`` in it blanked out."""
+    import re
+
+    return re.sub(r"[^\s'\"/:@]+:[^\s'\"/@]+@", "***@", str(exc))
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timed out" if str(exc) in ("", "timed out") else f"timed out ({exc})"
@@ -489,29 +496,44 @@ def _describe(exc: BaseException) -> str:
 
 
 class HttpxTransport(_FirstUseGuard):
-    """Posts over HTTP(S) with a lazily created, pooled ``httpx.Client``.
+    """Posts over HTTP(S) with a pooled ``httpx.Client``.
 
     Keyword arguments go to ``httpx.Client`` (``proxy``, ``verify``, ``http2``, ``mounts``...).
-    Costs the worker several times the CPU of :class:`HTTPTransport` per request.
+    The client is built here, so that options the installed httpx refuses (a misspelt keyword,
+    ``proxy`` before httpx 0.26, ``http2=True`` without the ``h2`` package) raise
+    :class:`OptionError` where the transport is made, instead of failing every send. Costs the
+    worker several times the CPU of :class:`HTTPTransport` per request.
     """
 
     def __init__(self, **client_kwargs: Any) -> None:
         self._client_kwargs = client_kwargs
-        self._client: Any = None
         super().__init__()
+        self._client: Any = self._new_client()
+
+    def _new_client(self) -> Any:
+        import httpx
+
+        kwargs: dict[str, Any] = {
+            "headers": {"Content-Type": "application/json", "User-Agent": USER_AGENT},
+            "limits": httpx.Limits(max_connections=4, max_keepalive_connections=2),
+            "follow_redirects": False,
+            "trust_env": True,
+        }
+        kwargs.update(self._client_kwargs)
+        try:
+            return httpx.Client(**kwargs)
+        except (TypeError, ValueError, ImportError) as exc:
+            from ._exceptions import OptionError
+
+            # The options' names only: their values may hold a proxy's password.
+            raise OptionError(
+                f"HttpxTransport({', '.join(f'{name}=...' for name in self._client_kwargs)}): "
+                f"httpx {httpx.__version__} refused these options: {_without_credentials(exc)}"
+            ) from exc
 
     def _get_client(self) -> Any:
-        if self._client is None:
-            import httpx
-
-            kwargs: dict[str, Any] = {
-                "headers": {"Content-Type": "application/json", "User-Agent": USER_AGENT},
-                "limits": httpx.Limits(max_connections=4, max_keepalive_connections=2),
-                "follow_redirects": False,
-                "trust_env": True,
-            }
-            kwargs.update(self._client_kwargs)
-            self._client = httpx.Client(**kwargs)
+        if self._client is None:  # after close() or a fork
+            self._client = self._new_client()
         return self._client
 
     def _send(self, request: Request) -> Response:

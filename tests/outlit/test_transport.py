@@ -5,6 +5,7 @@ collector. A transport must answer with a Response or raise TransportError, noth
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import socket
@@ -18,7 +19,15 @@ from typing import Any
 
 import pytest
 
-from outlit import HTTPTransport, HttpxTransport, Outlit, Request, Response, TransportError
+from outlit import (
+    HTTPTransport,
+    HttpxTransport,
+    OptionError,
+    Outlit,
+    Request,
+    Response,
+    TransportError,
+)
 from outlit._collector.server import Collector
 
 Answer = Callable[["Exchange"], bytes | None]
@@ -481,6 +490,32 @@ def test_both_transports_deliver_through_the_client(make, collector: Collector):
     events = collector.events(limit=1000)
     assert sorted(int(e["userId"][1:]) for e in events) == list(range(250))
     assert len({e["uuid"] for e in events}) == 250
+
+
+def test_httpx_options_the_installed_httpx_refuses_raise_where_the_transport_is_made():
+    # Before, the client was built at the first send: each send failed as a "network error",
+    # was retried for ever, and every event was lost at exit, with the checks all green.
+    with pytest.raises(OptionError, match=r"HttpxTransport\(verfy=\.\.\.\).*'verfy'"):
+        HttpxTransport(verfy=False)
+    # The options' values are not shown, nor is a password in httpx's own message.
+    with pytest.raises(OptionError, match=r"proxy=\.\.\..*Unknown scheme") as refused:
+        HttpxTransport(proxy="user:hunter2@127.0.0.1:3128")  # the scheme left out
+    assert "hunter2" not in str(refused.value)
+    if importlib.util.find_spec("h2") is None:  # HTTP/2 needs httpx's extra
+        with pytest.raises(OptionError, match=r"http2=\.\.\..*'h2' package"):
+            HttpxTransport(http2=True)
+
+
+def test_httpx_transport_builds_a_new_client_after_close(collector: Collector):
+    transport = HttpxTransport()
+    transport.close()
+    client = Outlit(public_key="pk_t", api_host=collector.url, transport=transport)
+    try:
+        client.track(event_name="after_close", user_id="u1")
+        assert client.flush(timeout=10)
+    finally:
+        client.shutdown()
+    assert [e["eventName"] for e in collector.events()] == ["after_close"]
 
 
 def test_the_first_requests_imports_happen_before_it_leaves_the_fork_lock():

@@ -177,6 +177,10 @@ class ValueChecks(SimpleTestCase):
                 {**BASE_OUTLIT, "TRANSPORT": "djtestproject.transports.raising_factory"},
                 "outlit_django.E006",
             ),
+            (
+                {**BASE_OUTLIT, "TRANSPORT": "djtestproject.transports.httpx_with_a_typo"},
+                "outlit_django.E006",
+            ),
         ]
         for outlit, expected in cases:
             with self.subTest(outlit=outlit), override_settings(OUTLIT=outlit):

@@ -8,3 +8,9 @@ NOT_A_TRANSPORT = 42
 
 def raising_factory() -> object:
     raise RuntimeError("no transport for you")
+
+
+def httpx_with_a_typo() -> object:
+    from outlit import HttpxTransport
+
+    return HttpxTransport(verfy=False)  # httpx.Client has no such option
