@@ -162,6 +162,15 @@ class HTTPTransport(_FirstUseGuard):
         verify: bool | str | ssl.SSLContext = True,
         trust_env: bool = True,
     ) -> None:
+        if proxy is not None:
+            try:
+                _parse_proxy(proxy)
+            except (TransportError, ValueError) as exc:  # ValueError: a bad port
+                from ._exceptions import OptionError
+
+                raise OptionError(
+                    f"HTTPTransport(proxy=...): {_without_credentials(exc)}"
+                ) from None
         self._proxy = proxy
         self._verify = verify
         self._trust_env = trust_env
@@ -389,7 +398,11 @@ def _parse_proxy(proxy: str) -> tuple[str, int, str | None]:
 
     parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
     if parts.scheme != "http" or not parts.hostname:
-        raise TransportError(f"unsupported proxy {proxy!r}: use an http://host:port proxy")
+        shown = _without_credentials(proxy)  # the variable's value may hold a password
+        raise TransportError(
+            f"unsupported proxy {shown!r}: use an http://host:port proxy "
+            "(for SOCKS, outlit.HttpxTransport with httpx's socks extra)"
+        )
     credentials = None
     if parts.username is not None:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
@@ -482,11 +495,12 @@ def _read_chunked(reader: Any) -> bytes:
         parts.append(chunk)
 
 
-def _without_credentials(exc: BaseException) -> str:
-    """``exc``'s message with any ``user:password@`` in it blanked out."""
+def _without_credentials(text: object) -> str:
+    """``str(text)`` with any ``user:password@`` or ``user@`` in a URL blanked out."""
     import re
 
-    return re.sub(r"[^\s'\"/:@]+:[^\s'\"/@]+@", "***@", str(exc))
+    text = re.sub(r"(//)[^\s'\"/@]*@", r"\1***@", str(text))
+    return re.sub(r"[^\s'\"/:@]+:[^\s'\"/@]+@", "***@", text)
 
 
 def _describe(exc: BaseException) -> str:

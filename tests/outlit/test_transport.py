@@ -26,6 +26,7 @@ from outlit import (
     Outlit,
     Request,
     Response,
+    RetryPolicy,
     TransportError,
 )
 from outlit._collector.server import Collector
@@ -490,6 +491,36 @@ def test_both_transports_deliver_through_the_client(make, collector: Collector):
     events = collector.events(limit=1000)
     assert sorted(int(e["userId"][1:]) for e in events) == list(range(250))
     assert len({e["uuid"] for e in events}) == 250
+
+
+def test_a_proxy_the_default_transport_cannot_use_is_refused_without_showing_its_password(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    with pytest.raises(
+        OptionError, match=r"unsupported proxy 'socks5://\*\*\*@127.*HttpxTransport"
+    ):
+        HTTPTransport(proxy="socks5://bob:hunter2@127.0.0.1:1080")
+    with pytest.raises(OptionError, match="Port could not be cast"):
+        HTTPTransport(proxy="http://bob:hunter2@127.0.0.1:port")
+    # From the environment, it can only be found at a send: the log names it, not its password.
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "socks5://bob:hunter2@127.0.0.1:1080")
+    client = Outlit(
+        public_key="pk_t",
+        api_host="http://127.0.0.1:9",
+        transport=HTTPTransport(),
+        retry=RetryPolicy(initial_backoff=0.02, max_backoff=0.1),
+    )
+    try:
+        with caplog.at_level("DEBUG", logger="outlit"):
+            client.track(event_name="proxied", user_id="u1")
+            assert not client.flush(timeout=0.5)
+    finally:
+        client.shutdown(timeout=0)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "unsupported proxy 'socks5://***@127.0.0.1:1080'" in logged
+    assert "hunter2" not in logged
 
 
 def test_httpx_options_the_installed_httpx_refuses_raise_where_the_transport_is_made():
