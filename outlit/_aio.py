@@ -102,8 +102,10 @@ async def to_thread(function: Callable[..., T], *args: Any) -> T:
         trio = _running_trio()
         if trio is None:
             raise RuntimeError(NO_LOOP) from None
+        import inspect
+
         run_sync = trio.to_thread.run_sync
-        if "abandon_on_cancel" in run_sync.__code__.co_varnames:  # trio 0.23 and later
+        if "abandon_on_cancel" in inspect.signature(run_sync).parameters:  # trio 0.23 on
             result: T = await run_sync(function, *args, abandon_on_cancel=True)
         else:
             result = await run_sync(function, *args, cancellable=True)
