@@ -526,6 +526,8 @@ def _doctor(args: argparse.Namespace) -> int:
         resolve_options,
     )
 
+    from ._log import without_credentials
+
     sources = {
         "public_key": _source("--public-key", args.public_key, ENV_PUBLIC_KEY),
         "api_host": _source("--api-host", args.api_host, ENV_API_HOST),
@@ -555,7 +557,10 @@ def _doctor(args: argparse.Namespace) -> int:
         except OptionError as host_exc:
             checks.append(Check("api host", False, str(host_exc)))
         raw_key = args.public_key or os.environ.get(ENV_PUBLIC_KEY)
-        config = {"public_key": mask_key(raw_key) if raw_key else None, "api_host": raw_host}
+        config = {
+            "public_key": mask_key(raw_key) if raw_key else None,
+            "api_host": without_credentials(raw_host),  # refused, but maybe for its password
+        }
     else:
         described = describe(options)
         first = ("public_key", "api_host", "events_url")

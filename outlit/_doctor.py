@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._log import without_credentials
 from ._options import Options, looks_like_placeholder, mask_key
 from ._transport import HTTPTransport, HttpxTransport, Transport, TransportError, _parse_proxy
 
@@ -100,6 +101,9 @@ def check_connectivity(
             host, port, _ = _parse_proxy(proxy)
     except TransportError as exc:
         return [Check("proxy", False, str(exc)), *checks]
+    except ValueError as exc:  # a proxy variable's port that is not a number, say
+        detail = f"the proxy URL is not usable: {without_credentials(exc)}"
+        return [Check("proxy", False, detail), *checks]
     try:
         started = time.monotonic()
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -18,6 +18,15 @@ from typing import Any
 _said_broken = False
 
 
+def without_credentials(text: object) -> str:
+    """``str(text)`` with the credentials of any URL in it (``user:password@``, ``user@``)
+    blanked out: for messages about proxies and hosts, whose values may hold a password."""
+    import re
+
+    shown = re.sub(r"(//)[^\s'\"/@]*@", r"\1***@", str(text))
+    return re.sub(r"[^\s'\"/:@]+:[^\s'\"/@]+@", "***@", shown)
+
+
 class SafeLogger:
     """The methods of ``logging.Logger`` that outlit calls, with exceptions from the app's
     handlers and filters swallowed. Records name the caller, not this wrapper."""

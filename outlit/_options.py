@@ -147,25 +147,29 @@ def normalize_api_host(value: Any) -> str:
         raise OptionError(f"api_host must be an http(s) URL such as {DEFAULT_API_HOST!r}")
     from urllib.parse import urlsplit
 
+    from ._log import without_credentials
+
     host = value.strip().rstrip("/")
+    shown = f", got {without_credentials(value)!r}"  # credentials are never printed
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in host):
+        # urlsplit drops tabs and line breaks from what it parses, not from this text, which
+        # goes into the request line as it is.
+        raise OptionError(f"api_host must not contain spaces or control characters{shown}")
     try:
         parts = urlsplit(host)
         parts.port  # noqa: B018 - read for its check: a port that is not a number raises
     except ValueError as exc:  # "http://[::1" (Invalid IPv6 URL), "http://host:abc"
-        shown = "" if "@" in host else f", got {value!r}"  # credentials are never printed
-        raise OptionError(f"api_host is not a usable URL ({exc}){shown}") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise OptionError(
-            f"api_host must be an http(s) URL such as {DEFAULT_API_HOST!r}, got {value!r}"
-        )
-    if not parts.hostname or any(c.isspace() for c in parts.netloc):
-        shown = "" if "@" in host else f", got {value!r}"  # credentials are never printed
+            f"api_host is not a usable URL ({without_credentials(exc)}){shown}"
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise OptionError(f"api_host must be an http(s) URL such as {DEFAULT_API_HOST!r}{shown}")
+    if not parts.hostname:
         raise OptionError(f"api_host has no usable host name{shown}")
     if parts.query or parts.fragment:
-        raise OptionError(f"api_host must not carry a query string or fragment, got {value!r}")
+        raise OptionError(f"api_host must not carry a query string or fragment{shown}")
     if "@" in parts.netloc:
         # The default transport would not send them, and they would show in logs and reports.
-        # Not repeated here: the message must not print them either.
         raise OptionError(
             "api_host must not carry credentials (user:password@host): the ingest API needs "
             "none; for a gateway that does, pass transport=HttpxTransport(auth=...)"

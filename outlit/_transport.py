@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ._log import without_credentials
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -168,9 +169,7 @@ class HTTPTransport(_FirstUseGuard):
             except (TransportError, ValueError) as exc:  # ValueError: a bad port
                 from ._exceptions import OptionError
 
-                raise OptionError(
-                    f"HTTPTransport(proxy=...): {_without_credentials(exc)}"
-                ) from None
+                raise OptionError(f"HTTPTransport(proxy=...): {without_credentials(exc)}") from None
         self._proxy = proxy
         self._verify = verify
         self._trust_env = trust_env
@@ -398,7 +397,7 @@ def _parse_proxy(proxy: str) -> tuple[str, int, str | None]:
 
     parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
     if parts.scheme != "http" or not parts.hostname:
-        shown = _without_credentials(proxy)  # the variable's value may hold a password
+        shown = without_credentials(proxy)  # the variable's value may hold a password
         raise TransportError(
             f"unsupported proxy {shown!r}: use an http://host:port proxy "
             "(for SOCKS, outlit.HttpxTransport with httpx's socks extra)"
@@ -495,14 +494,6 @@ def _read_chunked(reader: Any) -> bytes:
         parts.append(chunk)
 
 
-def _without_credentials(text: object) -> str:
-    """``str(text)`` with any ``user:password@`` or ``user@`` in a URL blanked out."""
-    import re
-
-    text = re.sub(r"(//)[^\s'\"/@]*@", r"\1***@", str(text))
-    return re.sub(r"[^\s'\"/:@]+:[^\s'\"/@]+@", "***@", text)
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timed out" if str(exc) in ("", "timed out") else f"timed out ({exc})"
@@ -542,7 +533,7 @@ class HttpxTransport(_FirstUseGuard):
             # The options' names only: their values may hold a proxy's password.
             raise OptionError(
                 f"HttpxTransport({', '.join(f'{name}=...' for name in self._client_kwargs)}): "
-                f"httpx {httpx.__version__} refused these options: {_without_credentials(exc)}"
+                f"httpx {httpx.__version__} refused these options: {without_credentials(exc)}"
             ) from exc
 
     def _get_client(self) -> Any:

@@ -124,3 +124,33 @@ def test_the_connection_check_follows_what_an_httpx_transport_would_do(monkeypat
         "https://app.outlit.ai", 2.0, HttpxTransport(proxy="socks5://127.0.0.1:9")
     )
     assert check.ok and "not checked: through the socks5 proxy" in check.detail
+
+
+def test_credentials_in_the_host_or_a_proxy_are_never_shown(
+    closed_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = f"https://user:hunter2@127.0.0.1:{closed_port}"
+    assert main(["doctor", "--public-key", PUBLIC_KEY, "--api-host", host, "--timeout", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    assert "api_host must not carry credentials" in out
+    assert f"https://***@127.0.0.1:{closed_port}" in out  # the configuration, as given
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://user:hunter2@127.0.0.1:1080")
+    assert main(["doctor", "--public-key", PUBLIC_KEY, "--timeout", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    assert "FAIL  proxy       unsupported proxy 'socks5://***@127.0.0.1:1080'" in out
+
+
+def test_a_proxy_variable_that_is_not_a_url_is_a_failed_check_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:hunter2@proxy.internal:abc")
+    assert main(["doctor", "--public-key", PUBLIC_KEY, "--timeout", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  proxy       the proxy URL is not usable: Port could not be cast" in out
+    assert "hunter2" not in out

@@ -147,6 +147,12 @@ def test_missing_public_key_says_how_to_provide_it():
         ("api_host", "https://user:secret@app.outlit.ai:port"),
         ("api_host", "https://user:secret@"),
         ("api_host", "https://user:secret@ gateway.example"),
+        # urlsplit drops these from what it parses; the request line would carry them.
+        ("api_host", "http://127.0.0.1:8787/x\r\nX-Injected: 1"),
+        ("api_host", "http://127.0.0.1:8787/a\tb"),
+        ("api_host", "http://127.0.0.1:8787/a b"),
+        ("api_host", "https://user:secret@app.outlit.ai/?token=1"),
+        ("api_host", "htps://user:secret@app.outlit.ai"),
         ("flush_interval", 0),
         ("flush_interval", -1.0),
         ("flush_interval", "10"),
