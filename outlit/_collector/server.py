@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import ipaddress
 import json
 import logging
 import math
@@ -118,6 +119,10 @@ _MAX_LINE = 65536  # bytes in a request line or header field
 _MAX_FIELDS = 100
 # An idle keep-alive connection is dropped after this long, as servers commonly do.
 _IDLE_TIMEOUT = 300.0
+# How long stop() lets answers in progress finish before it cuts their connections.
+_STOP_GRACE = 2.0
+# SQLite's integers: a query's numbers beyond them are refused rather than overflowing.
+_SQLITE_INT = range(-(2**63), 2**63)
 
 
 class Reply(NamedTuple):
@@ -285,6 +290,7 @@ class Collector:
         if self._serving and threading.current_thread() is not self._thread:
             server.shutdown()
         server.wake_idle_connections()
+        server.end_connections(grace=_STOP_GRACE)
         server.server_close()  # also joins the connection threads
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
@@ -591,6 +597,9 @@ class Collector:
             after_id = int(params["after_id"]) if params.get("after_id") else None
         except ValueError:
             return _Answer(400, _json(error_envelope("limit and after_id must be integers")))
+        if limit < 0 or (after_id is not None and after_id not in _SQLITE_INT):
+            message = "limit must be 0 or more, and after_id a 64-bit integer"
+            return _Answer(400, _json(error_envelope(message)))
         rows = self.store.events(
             params.get("type") or None,
             params.get("name") or None,
@@ -684,6 +693,10 @@ class _HTTPServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.collector = collector
+        try:
+            self.loopback_only = ipaddress.ip_address(address[0]).is_loopback
+        except ValueError:  # a name, such as localhost
+            self.loopback_only = address[0].lower() == "localhost"
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -706,6 +719,39 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def answers_host(self, host: str | None) -> bool:
+        """Whether a request with this ``Host`` is for this collector: on a loopback
+        address, only names of this machine are (any, when bound to another interface:
+        the user chose to be reachable under other names)."""
+        if not self.loopback_only or host is None:  # HTTP/1.0 clients may send none
+            return True
+        name = host.strip().lower()
+        if name.startswith("["):
+            name = name[1 : name.find("]")] if "]" in name else name
+        elif name.count(":") == 1:
+            name = name.partition(":")[0]
+        if name == "localhost" or name.endswith(".localhost") or name == self.server_name:
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+    def end_connections(self, grace: float) -> None:
+        """After ``grace`` seconds, cut the connections still open: one whose client does not
+        read its answer would otherwise hold stop() until the write times out."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self._connections_lock:
+                if not self._connections:
+                    return
+            time.sleep(0.02)
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def wake_idle_connections(self) -> None:
         """End keep-alive connections waiting for a next request; busy ones finish their answer."""
@@ -788,6 +834,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = "close" in tokens or (
                     self.request_version == "HTTP/1.0" and "keep-alive" not in tokens
                 )
+            if not self.server.answers_host(headers.get("host")):
+                # A page on another site that got its name to resolve to 127.0.0.1 (DNS
+                # rebinding) would otherwise read the stored events through the browser.
+                self.close_connection = True
+                self._discard_body()
+                message = "this collector answers requests addressed to this machine only"
+                self._answer(_Answer(421, _json(error_envelope(message))))
+                return
             if self.command == "POST":
                 self.do_POST()
             elif self.command in ("GET", "HEAD"):

@@ -81,7 +81,7 @@ def test_cli_stops_cleanly_on_sigterm_while_requests_arrive(tmp_path: Path) -> N
     # connection thread's registration and its start, and the shutdown failed (exit 1, the
     # database left open). Several tries, each under a steady stream of connections.
     request = (
-        b"POST /api/i/v1/pk_test_collector/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"POST /api/i/v1/pk_test_collector/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
     )
     payload = body(custom())

@@ -253,14 +253,16 @@ def test_every_ingest_request_is_logged_once_with_its_answer(
     client.post(body(custom(), custom(eventName="")))
     client.post(body(custom()), key="pk_...")
     path = "/api/i/v1/pk_test_collector/events"
-    _raw_post(collector.port, f"POST {path} HTTP/1.1\r\nHost: x\r\n")
+    _raw_post(collector.port, f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     _raw_post(
         collector.port,
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n",
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n",
         b"{}",
         hang_up=True,
     )
-    _raw_post(collector.port, "POST /api/other HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n")
+    _raw_post(
+        collector.port, "POST /api/other HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+    )
 
     lines = [r.getMessage() for r in caplog.records if r.name == "outlit.collector"]
     key = "pk_test_collector"

@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,56 @@ def test_json_api_filters_limits_and_pages(collector: Collector, client: Client)
     assert uuids("limit=2") == ["b1", "i1"]
     assert uuids("type=&name=") == ["b1", "i1", "c2", "c1"]  # empty filters are ignored
     assert client.get("/api/events?limit=many").status == 400
+    # Numbers SQLite cannot hold were an OverflowError and a dropped connection; a negative
+    # limit is SQLite's "no limit".
+    assert client.get("/api/events?after_id=99999999999999999999999").status == 400
+    assert client.get("/api/events?limit=-1").status == 400
+    assert uuids("after_id=9223372036854775807") == []
+
+
+def test_requests_for_another_host_name_are_refused(collector: Collector, client: Client) -> None:
+    # A web page whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends its own
+    # name as Host: it must not read the stored events, nor send any.
+    client.post(body(custom(uuid="c1")))
+    for foreign in ("attacker.example", f"attacker.example:{collector.port}", "127.0.0.1.nip.io"):
+        refused = client.request("GET", "/api/events", headers={"Host": foreign})
+        assert refused.status == 421, foreign
+        assert b"c1" not in refused.raw
+        client.close()
+    posted = client.request(
+        "POST",
+        f"/api/i/v1/{KEY}/events",
+        body(custom(uuid="c2")),
+        {
+            "Host": "attacker.example",
+            "Content-Type": "application/json",
+        },
+    )
+    assert posted.status == 421
+    client.close()
+    for local in (
+        "localhost",
+        f"localhost:{collector.port}",
+        "127.0.0.1",
+        "127.0.0.2",
+        f"[::1]:{collector.port}",
+        "viewer.localhost",
+    ):
+        answer = client.request("GET", "/api/events", headers={"Host": local})
+        assert answer.status == 200, local
+    assert [event["uuid"] for event in collector.events()] == ["c1"]
+
+
+def test_on_another_interface_any_host_name_is_answered() -> None:
+    # Bound elsewhere than loopback (outlit dev --host 0.0.0.0, for a container), the user
+    # chose to be reached under other names. Checked without binding such an address.
+    with Collector(port=0, memory=True) as collector:
+        server = collector._server
+        assert server is not None and server.loopback_only
+        assert not server.answers_host("attacker.example")
+        server.loopback_only = False
+        assert server.answers_host("attacker.example")
+        assert server.answers_host("host.docker.internal:8787")
 
 
 def test_json_api_meta_wraps_each_event_with_its_row(collector: Collector, client: Client) -> None:
@@ -278,6 +329,34 @@ def test_stop_closes_idle_keep_alive_connections_and_frees_the_port() -> None:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
+def test_stop_does_not_wait_for_a_client_that_does_not_read_its_answer() -> None:
+    # An answer bigger than the sockets' buffers, to a client that never reads: the write
+    # blocks, and stop() waited for it to time out (300 s).
+    collector = Collector(port=0, memory=True)
+    collector.start()
+    client = Client(collector.port)
+    try:
+        padding = "x" * 10_000
+        for batch in range(12):
+            events = [
+                custom(uuid=f"e{batch}-{n}", properties={"padding": padding}) for n in range(90)
+            ]
+            assert client.post(body(*events)).status == 200
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", collector.port))
+        stalled.sendall(b"GET /api/events?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        time.sleep(0.5)  # the answer is being written, and blocks
+        started = time.monotonic()
+        collector.stop()
+        took = time.monotonic() - started
+        stalled.close()
+    finally:
+        client.close()
+        collector.stop()
+    assert took < 10, f"stop() took {took:.1f} s"
+
+
 def test_collector_cannot_be_started_twice(collector: Collector) -> None:
     with pytest.raises(RuntimeError, match="started once"):
         collector.start()
@@ -331,7 +410,7 @@ def test_expect_100_continue_is_answered_before_the_body(collector: Collector) -
     data = body(custom(uuid="curl"))
     with socket.create_connection(("127.0.0.1", collector.port), timeout=5) as sock:
         sock.sendall(
-            f"POST /api/i/v1/{KEY}/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"POST /api/i/v1/{KEY}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(data)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n".encode()
         )
         assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -51,7 +51,9 @@ def _closed(sock: socket.socket) -> bool:
 
 
 def _post_head(*fields: str, path: str = PATH) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{f}\r\n" for f in fields)).encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{f}\r\n" for f in fields)
+    ).encode()
 
 
 def test_header_names_are_case_insensitive_and_values_trimmed(
@@ -120,7 +122,9 @@ def test_post_without_a_length_is_411(sock: socket.socket) -> None:
 
 
 def test_connection_close_among_other_tokens_closes(sock: socket.socket) -> None:
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n")
+    sock.sendall(
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive, Close\r\n\r\n"
+    )
     status, headers, _ = _read_answer(sock)
     assert (status, headers["connection"]) == (200, "close")
     assert _closed(sock)
@@ -134,7 +138,7 @@ def test_http_1_0_keep_alive_is_kept(sock: socket.socket) -> None:
 
 
 def test_header_line_without_a_colon_is_400(sock: socket.socket) -> None:
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n")
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n")
     status, _, answer = _read_answer(sock)
     assert status == 400 and json.loads(answer)["message"] == "Bad header field"
     assert _closed(sock)
@@ -179,7 +183,9 @@ def test_chunked_body_with_extensions_and_trailers(
     request = _post_head("Content-Type: application/json", "Transfer-Encoding: chunked")
     sock.sendall(request + b"\r\n" + chunks)
     assert _read_answer(sock)[0] == 200
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection is still in step
+    sock.sendall(
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    )  # the connection is still in step
     assert _read_answer(sock)[0] == 200
     assert collector.events()[0]["uuid"] == "c1"
 
@@ -202,7 +208,7 @@ def test_deeply_nested_body_is_400_and_the_connection_stays_usable(sock: socket.
     )
     status, _, answer = _read_answer(sock)
     assert status == 400 and "nested too deeply" in json.loads(answer)["message"]
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert _read_answer(sock)[0] == 200
 
 
@@ -226,11 +232,11 @@ def test_unknown_route_with_a_length_reads_the_body_and_keeps_the_connection(
     sock.sendall(_post_head("Content-Length: 5", path="/x") + b"\r\nhello")
     status, headers, _ = _read_answer(sock)
     assert status == 404 and "connection" not in headers
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert _read_answer(sock)[0] == 200
 
 
 def test_request_cut_off_in_its_headers_is_dropped_unanswered(sock: socket.socket) -> None:
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     sock.shutdown(socket.SHUT_WR)
     assert _closed(sock)
