@@ -417,7 +417,12 @@ class Outlit:
                     pending,
                 )
                 return FlushResult(pending == 0, pending)
-        if self._state in (_DISABLED, _NEW) or self.queue_size == 0:
+        if self._state in (_DISABLED, _NEW):
+            return FlushResult(True, 0)
+        if self.queue_size == 0 and not self._worker.unsignalled:
+            # (With drops that callers counted, identity_failed or queue_full, and the worker
+            # has not signalled yet, the flush wakes it and waits: they are signalled, on the
+            # worker's thread as always, by the time it returns.)
             return FlushResult(True, 0)
         if threading.current_thread() is self._worker.thread:
             # From a signal receiver: the worker cannot wait for itself.

@@ -25,6 +25,7 @@ import contextlib
 import importlib
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,10 @@ class RecordingTransport:
     :func:`record` install it. ``transport.events`` flushes every live client sending through
     this transport, then returns the recorded events.
     """
+
+    #: No service behind it, so no request rate to honour: a read right after a call costs
+    #: no pacing gap (the client paces real transports at max_requests_per_second).
+    paced = False
 
     def __init__(self, *, strict: bool = True, timeout: float = DEFAULT_SYNC_TIMEOUT) -> None:
         self.strict = strict
@@ -333,7 +338,8 @@ def record(
 
     def take_default(client: Outlit) -> None:
         options = client.options
-        if options.transport is None and _host_key(options.api_host) not in kept_hosts:
+        host = _host_key(options.api_host)
+        if options.transport is None and host not in kept_hosts | _collector_hosts():
             take(client)
 
     with contextlib.ExitStack() as stack:
@@ -365,6 +371,15 @@ def _host_key(url: str) -> tuple[str, str, str]:
 
     parts = urlsplit(url.strip())
     return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/")
+
+
+def _collector_hosts() -> set[tuple[str, str, str]]:
+    """The URLs of the local collectors running in this process: a test that starts one means
+    its clients to send there."""
+    server = sys.modules.get("outlit._collector.server")
+    if server is None:  # never imported: none runs
+        return set()
+    return {_host_key(url) for url in server.running_urls()}
 
 
 @contextlib.contextmanager
@@ -549,11 +564,16 @@ def _assert_found(
     if (count is None and found) or (count is not None and len(found) == count):
         return found[0] if found else {}
     wanted = ", ".join(f"{name}={value!r}" for name, value in fields.items())
-    expected = f"{event_type} event" + (f" with {wanted}" if wanted else "")
+    condition = f" with {wanted}" if wanted else ""
     if count is None:
-        head = f"expected a {expected}; none of the {len(seen)} recorded events matches"
+        article = "an" if event_type[:1] in "aeiou" else "a"
+        head = (
+            f"expected {article} {event_type} event{condition}; "
+            f"none of the {len(seen)} recorded events matches"
+        )
     else:
-        head = f"expected {count} {expected}, found {len(found)}"
+        noun = "event" if count == 1 else "events"
+        head = f"expected {count} {event_type} {noun}{condition}, found {len(found)}"
     # Besides type, name and identity, each event shows the other fields the assertion names
     # (its properties, say), so that a mismatch shows what was recorded instead.
     shown_keys = {"type", "eventName", "stage", "status", "email", "userId", "fingerprint"}

@@ -183,6 +183,17 @@ class _Answer(NamedTuple):
     note: str | None = ""
 
 
+_running: set[str] = set()
+_running_lock = threading.Lock()
+
+
+def running_urls() -> list[str]:
+    """The URLs of the collectors serving in this process (outlit.testing leaves clients that
+    send to one of them alone)."""
+    with _running_lock:
+        return list(_running)
+
+
 class Collector:
     """An Outlit-compatible ingest endpoint on this machine. See the module docstring."""
 
@@ -287,6 +298,8 @@ class Collector:
         self._stopping.set()
         server = self._server
         assert server is not None
+        with _running_lock:
+            _running.discard(self.url)
         if self._serving and threading.current_thread() is not self._thread:
             server.shutdown()
         server.wake_idle_connections()
@@ -338,6 +351,8 @@ class Collector:
             raise
         with self._lock:
             self._state = "open"
+        with _running_lock:
+            _running.add(self.url)
 
     # -- test helpers ---------------------------------------------------------------
 

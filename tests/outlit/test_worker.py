@@ -599,6 +599,29 @@ def test_full_queue_drops_new_events_counts_them_and_warns_once_per_burst(client
     assert dropped.threads == {client._worker.thread}
 
 
+@pytest.mark.parametrize("wait", ["flush", "aflush"])
+def test_a_flush_returns_once_the_drops_callers_counted_are_signalled(clients, wait):
+    # Nothing queued, one call dropped for its identity: the flush must not return at once
+    # (the drop would be signalled up to flush_interval later), nor signal on its own thread.
+    dropped = Receiver()
+    client, _ = clients(flush_interval=60)
+    client.track(event_name="warm_up", email="a@x.com")
+    assert client.flush(timeout=5)
+
+    def broken_identity() -> dict[str, str]:
+        raise LookupError("session store down")
+
+    with signals.events_dropped.connected_to(dropped, sender=client):
+        client.bind(broken_identity).track(event_name="report_exported")
+        assert client.queue_size == 0
+        if wait == "flush":
+            assert client.flush(timeout=5)
+        else:
+            assert asyncio.run(client.aflush(timeout=5))
+        assert [(kw["count"], kw["reason"]) for kw in dropped.kwargs] == [(1, "identity_failed")]
+    assert dropped.threads == {client._worker.thread}
+
+
 def test_queue_full_drops_are_signalled_within_the_flush_interval_during_a_long_backoff(clients):
     # The backoff after a failure can last 30 s, past the flush interval that the README gives
     # as the latest time a queue_full drop is signalled.

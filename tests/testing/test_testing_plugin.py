@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from importlib import metadata
+from typing import Any
 
 import pytest
 
@@ -177,15 +178,25 @@ def test_clients_sending_to_the_tests_collector_are_not_recorded(pytester: pytes
             assert event["eventName"] == "signup"
             assert [e["eventName"] for e in outlit_events] == ["login"]
 
-        def test_another_collector_is_not_the_tests(outlit_events):
-            with Collector(host="127.0.0.1", port=0, memory=True) as other:
-                with Outlit(public_key="pk_test", api_host=other.url) as client:
+        def test_a_collector_the_test_starts_itself_gets_its_clients_events(outlit_events):
+            # As README, "See your events locally", "In tests": under the autouse fixture too.
+            with Collector(host="127.0.0.1", port=0, memory=True) as own:
+                with Outlit(public_key="pk_test", api_host=own.url) as client:
                     client.track(event_name="signup", email="jane@acme.com")
-                assert other.stats.events_stored == 0
-            assert [e["eventName"] for e in outlit_events] == ["signup"]
+                (event,) = own.wait_for_events(1)
+                assert event["eventName"] == "signup"
+            assert list(outlit_events) == []
+
+        def test_once_that_collector_stopped_clients_for_its_url_are_recorded(outlit_events):
+            own = Collector(host="127.0.0.1", port=0, memory=True)
+            with own:
+                url = own.url
+            with Outlit(public_key="pk_test", api_host=url) as client:
+                client.track(event_name="login", email="jane@acme.com")
+            assert [e["eventName"] for e in outlit_events] == ["login"]
         """
     )
-    pytester.runpytest(*PLUGIN_ARGS).assert_outcomes(passed=2)
+    pytester.runpytest(*PLUGIN_ARGS).assert_outcomes(passed=3)
 
 
 def test_a_projects_own_outlit_collector_fixture_is_left_alone(pytester: pytest.Pytester) -> None:
@@ -340,6 +351,38 @@ def test_framework_examples_record_their_adapters_clients(pytester: pytest.Pytes
     pytester.makepyfile(urls=DJANGO_URLS, test_frameworks=FRAMEWORK_TESTS)
     result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-W", "error::DeprecationWarning")
     result.assert_outcomes(passed=4)
+
+
+# Run after the README's own test, in the same class (so under the same settings, and the same
+# process-wide client): one test that leaves an event queued, then the README's test again,
+# which must find only its own events in the transport.
+DJANGO_TESTCASE_AFTER_ANOTHER = """
+
+
+class ExportTestsAfterAnotherTest(ExportTests):
+    def test_a_upgrade_responds(self):  # runs first; tracks, never flushes
+        outlit.customer.paid(customer_domain="acme.com")
+
+    def test_export_is_tracked(self):
+        super().test_export_is_tracked()
+        assert [event["type"] for event in transport.events] == ["identify", "custom"]
+"""
+
+
+@pytest.mark.slow
+def test_the_django_testcase_example_sees_only_its_own_events(
+    pytester: pytest.Pytester, readme_blocks: Any
+) -> None:
+    pytest.importorskip(
+        "outlit_django", reason="outlit_django needs its framework, from the outlit[django] extra"
+    )
+    (source,) = readme_blocks(["## Django", "### Testing"])
+    pytester.makeconftest(DJANGO_CONFTEST)
+    pytester.makepyfile(
+        urls=DJANGO_URLS, test_readme_testcase=source + DJANGO_TESTCASE_AFTER_ANOTHER
+    )
+    result = pytester.runpytest_subprocess(*PLUGIN_ARGS)
+    result.assert_outcomes(passed=3)
 
 
 def test_the_entry_point_names_this_plugin() -> None:

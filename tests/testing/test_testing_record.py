@@ -7,6 +7,8 @@ import datetime as dt
 import decimal
 import math
 import re
+import select
+import socket
 from collections.abc import Iterator
 from unittest.mock import ANY
 
@@ -172,28 +174,40 @@ def test_the_client_sends_normally_after_the_block(collector: Collector) -> None
     assert collector.stats.events_stored == 1
 
 
-def test_record_without_clients_takes_every_client(collector: Collector) -> None:
-    existing = Outlit(public_key=KEY, api_host=collector.url)
-    mocked = MockTransport()
-    try:
-        with record() as events:
-            created = Outlit(public_key=KEY, api_host=collector.url)
-            own_transport = Outlit(public_key=KEY, transport=mocked)
-            existing.track(event_name="from_existing", email="a@acme.com")
-            created.track(event_name="from_created", email="b@acme.com")
-            own_transport.track(event_name="kept_its_transport", email="c@acme.com")
-            assert sorted(e["eventName"] for e in events) == ["from_created", "from_existing"]
-            own_transport.flush(timeout=5)
-        # A client made with its own transport keeps it; nothing reached the collector.
-        assert [e["eventName"] for e in mocked.events] == ["kept_its_transport"]
-        assert collector.stats.ingest_requests == 0
-        # Afterwards every client is back on its own transport.
-        created.track(event_name="after", email="b@acme.com")
-        assert created.flush(timeout=5)
-        assert [e["eventName"] for e in collector.wait_for_events(1)] == ["after"]
-    finally:
-        for made in (existing, created, own_transport):
-            made.shutdown(timeout=1)
+def test_record_without_clients_takes_every_client() -> None:
+    # A listening socket stands for the service (a Collector running in this process would
+    # be left alone, as a test's own): any connection to it shows that something was sent.
+    with socket.socket() as service:
+        service.bind(("127.0.0.1", 0))
+        service.listen()
+        url = f"http://127.0.0.1:{service.getsockname()[1]}"
+
+        def connections_waiting() -> bool:
+            return bool(select.select([service], [], [], 0)[0])
+
+        existing = Outlit(public_key=KEY, api_host=url)
+        mocked = MockTransport()
+        created = own_transport = None
+        try:
+            with record() as events:
+                created = Outlit(public_key=KEY, api_host=url)
+                own_transport = Outlit(public_key=KEY, transport=mocked)
+                existing.track(event_name="from_existing", email="a@acme.com")
+                created.track(event_name="from_created", email="b@acme.com")
+                own_transport.track(event_name="kept_its_transport", email="c@acme.com")
+                assert sorted(e["eventName"] for e in events) == ["from_created", "from_existing"]
+                own_transport.flush(timeout=5)
+            # A client made with its own transport keeps it; nothing reached the service.
+            assert [e["eventName"] for e in mocked.events] == ["kept_its_transport"]
+            assert not connections_waiting()
+            # Afterwards every client is back on its own transport: this one connects.
+            created.track(event_name="after", email="b@acme.com")
+            assert not created.flush(timeout=0.5)  # nobody answers on that socket
+            assert connections_waiting()
+        finally:
+            for made in (existing, created, own_transport):
+                if made is not None:
+                    made.shutdown(timeout=0)
 
 
 def test_clients_sending_to_an_excepted_host_keep_sending(collector: Collector) -> None:
@@ -268,6 +282,44 @@ def test_assert_tracked_matches_a_subset_of_properties(client: Outlit) -> None:
     assert found["properties"]["mrr"] == 99
 
 
+def test_a_call_dropped_for_its_identity_fails_the_test_that_made_it(client: Outlit) -> None:
+    # Counted on the caller's thread; the worker signalled it only when it next woke, so the
+    # ContractError went to whichever later test was reading then (or to none).
+    def session_user() -> dict[str, str]:
+        raise LookupError("session store down")
+
+    with (
+        pytest.raises(ContractError, match="identity_failed: 1 event dropped"),
+        record(client) as events,
+    ):
+        client.bind(session_user).track(event_name="report_exported")
+        assert list(events) == []  # the read raises: the drop is this test's
+
+
+def test_the_recorder_is_not_paced_as_the_service_is(
+    client: Outlit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client keeps to the service's 100 requests per second; the recorder has no service
+    # behind it, so a read right after each call must not wait out that gap.
+    from outlit import _worker
+
+    slept: list[float] = []
+    monkeypatch.setattr(_worker.time, "sleep", lambda seconds: slept.append(seconds))
+    with record(client) as events:
+        for n in range(5):
+            client.track(event_name="item_added", email="jane@acme.com", properties={"n": n})
+            assert_tracked(events, "item_added", properties={"n": n})
+    assert slept == []
+    paced = Outlit(public_key=KEY, transport=MockTransport())
+    try:
+        for _ in range(3):
+            paced.track(event_name="item_added", email="jane@acme.com")
+            assert paced.flush(timeout=5)
+    finally:
+        paced.shutdown(timeout=1)
+    assert len(slept) >= 2  # a real transport is paced
+
+
 def test_assert_tracked_failure_lists_what_was_recorded(client: Outlit) -> None:
     with record(client) as events:
         client.track(event_name="login", email="jane@acme.com")
@@ -304,8 +356,13 @@ def test_assert_not_tracked(client: Outlit) -> None:
     with record(client) as events:
         client.track(event_name="login", email="jane@acme.com")
         assert_not_tracked(events, "signup")
-        with pytest.raises(AssertionError, match="expected 0"):
+        with pytest.raises(
+            AssertionError, match="expected 0 custom events with event_name='login', found 1"
+        ):
             assert_not_tracked(events, "login")
+        client.identify(email="jane@acme.com")
+        with pytest.raises(AssertionError, match="expected an identify event with email="):
+            assert_identified(events, email="bob@acme.com")
 
 
 def test_assert_stage_reads_the_identity_where_the_wire_carries_it(client: Outlit) -> None:
