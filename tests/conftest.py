@@ -72,3 +72,27 @@ def run_readme_block(
         return module
 
     return run
+
+
+@pytest.fixture
+def type_errors(tmp_path: Path) -> Callable[[str], dict[int, str]]:
+    """``type_errors(source)``: what ``mypy --strict`` reports for ``source``, a user's program,
+    as {line number: message}."""
+    api = pytest.importorskip("mypy.api", reason="mypy is in the dev extra")
+
+    def check(source: str) -> dict[int, str]:
+        program = tmp_path / "user_program.py"
+        program.write_text(source, encoding="utf-8")
+        cache = str(tmp_path / "mypy_cache")
+        out, err, _status = api.run(
+            ["--strict", "--no-incremental", "--cache-dir", cache, str(program)]
+        )
+        assert not err, err
+        found: dict[int, str] = {}
+        for line in out.splitlines():
+            where, marker, message = line.partition(": error: ")
+            if marker:
+                found[int(where.rsplit(":", 1)[1])] = message
+        return found
+
+    return check
