@@ -5,8 +5,7 @@ contract, without a network.
     from outlit.testing import assert_tracked, record
 
     def test_export_is_tracked():
-        client = Outlit(public_key="pk_test")
-        with record(client) as events:
+        with Outlit(public_key="pk_test") as client, record(client) as events:
             export_report(client, user="jane@acme.com")
             assert_tracked(events, event_name="report_exported", email="jane@acme.com")
 

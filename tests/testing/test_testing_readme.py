@@ -48,6 +48,8 @@ def test_the_recording_examples_pass_and_catch_the_wrong_event(
                 wrong.test_upgrade_is_tracked()
             # The second block asserts on what its RecordingTransport got.
             run_readme_block("readme_recording_transport", transport, Outlit=Outlit)
+            # Each block shuts its client down: a suite does not pile up worker threads.
+            assert [client.closed for client in made] == [True, True, True]
         finally:
             for client in made:
                 client.shutdown(timeout=2)
