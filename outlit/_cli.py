@@ -559,7 +559,9 @@ def _doctor(args: argparse.Namespace) -> int:
         raw_key = args.public_key or os.environ.get(ENV_PUBLIC_KEY)
         config = {
             "public_key": mask_key(raw_key) if raw_key else None,
-            "api_host": without_credentials(raw_host),  # refused, but maybe for its password
+            "api_host": without_credentials(
+                raw_host, raw_host
+            ),  # refused, but maybe for its password
         }
     else:
         described = describe(options)

@@ -88,6 +88,7 @@ def check_connectivity(
     if transport is not None and not isinstance(transport, (HTTPTransport, HttpxTransport)):
         note = f"not checked: the client sends through {type(transport).__name__}"
         return [Check("connect", True, note), *checks]
+    proxy: str | None = None
     try:
         proxy = _proxy_for(transport, scheme, host)
         via = ""
@@ -102,7 +103,7 @@ def check_connectivity(
     except TransportError as exc:
         return [Check("proxy", False, str(exc)), *checks]
     except ValueError as exc:  # a proxy variable's port that is not a number, say
-        detail = f"the proxy URL is not usable: {without_credentials(exc)}"
+        detail = f"the proxy URL is not usable: {without_credentials(exc, proxy)}"
         return [Check("proxy", False, detail), *checks]
     try:
         started = time.monotonic()

@@ -18,12 +18,21 @@ from typing import Any
 _said_broken = False
 
 
-def without_credentials(text: object) -> str:
-    """``str(text)`` with the credentials of any URL in it (``user:password@``, ``user@``)
-    blanked out: for messages about proxies and hosts, whose values may hold a password."""
+def without_credentials(text: object, *urls: object) -> str:
+    """``str(text)`` with credentials blanked out: the ``user:password@`` of each of ``urls``
+    (the values the text may quote, a proxy's or an API host's, whatever their characters),
+    then any other that looks like a URL's. For messages about proxies and hosts."""
     import re
 
-    shown = re.sub(r"(//)[^\s'\"/@]*@", r"\1***@", str(text))
+    shown = str(text)
+    for url in urls:
+        if isinstance(url, str):
+            rest = url.split("://", 1)[1] if "://" in url else url
+            authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+            userinfo, at, _ = authority.rpartition("@")
+            if at and userinfo:
+                shown = shown.replace(userinfo + "@", "***@")
+    shown = re.sub(r"(//)[^\s'\"/@]*@", r"\1***@", shown)
     return re.sub(r"[^\s'\"/:@]+:[^\s'\"/@]+@", "***@", shown)
 
 

@@ -150,7 +150,7 @@ def normalize_api_host(value: Any) -> str:
     from ._log import without_credentials
 
     host = value.strip().rstrip("/")
-    shown = f", got {without_credentials(value)!r}"  # credentials are never printed
+    shown = f", got {without_credentials(value, value)!r}"  # credentials are never printed
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in host):
         # urlsplit drops tabs and line breaks from what it parses, not from this text, which
         # goes into the request line as it is.
@@ -160,7 +160,7 @@ def normalize_api_host(value: Any) -> str:
         parts.port  # noqa: B018 - read for its check: a port that is not a number raises
     except ValueError as exc:  # "http://[::1" (Invalid IPv6 URL), "http://host:abc"
         raise OptionError(
-            f"api_host is not a usable URL ({without_credentials(exc)}){shown}"
+            f"api_host is not a usable URL ({without_credentials(exc, value)}){shown}"
         ) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise OptionError(f"api_host must be an http(s) URL such as {DEFAULT_API_HOST!r}{shown}")

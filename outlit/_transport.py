@@ -169,7 +169,9 @@ class HTTPTransport(_FirstUseGuard):
             except (TransportError, ValueError) as exc:  # ValueError: a bad port
                 from ._exceptions import OptionError
 
-                raise OptionError(f"HTTPTransport(proxy=...): {without_credentials(exc)}") from None
+                raise OptionError(
+                    f"HTTPTransport(proxy=...): {without_credentials(exc, proxy)}"
+                ) from None
         self._proxy = proxy
         self._verify = verify
         self._trust_env = trust_env
@@ -397,7 +399,7 @@ def _parse_proxy(proxy: str) -> tuple[str, int, str | None]:
 
     parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
     if parts.scheme != "http" or not parts.hostname:
-        shown = without_credentials(proxy)  # the variable's value may hold a password
+        shown = without_credentials(proxy, proxy)  # the variable's value may hold a password
         raise TransportError(
             f"unsupported proxy {shown!r}: use an http://host:port proxy "
             "(for SOCKS, outlit.HttpxTransport with httpx's socks extra)"
@@ -504,16 +506,19 @@ class HttpxTransport(_FirstUseGuard):
     """Posts over HTTP(S) with a pooled ``httpx.Client``.
 
     Keyword arguments go to ``httpx.Client`` (``proxy``, ``verify``, ``http2``, ``mounts``...).
-    The client is built here, so that options the installed httpx refuses (a misspelt keyword,
-    ``proxy`` before httpx 0.26, ``http2=True`` without the ``h2`` package) raise
-    :class:`OptionError` where the transport is made, instead of failing every send. Costs the
-    worker several times the CPU of :class:`HTTPTransport` per request.
+    A client is built here and closed at once, so that options the installed httpx refuses (a
+    misspelt keyword, ``proxy`` before httpx 0.26, ``http2=True`` without the ``h2`` package)
+    raise :class:`OptionError` where the transport is made, instead of failing every send. The
+    one that sends is built at the first send, in the process and with the patches (gevent's)
+    in force then. Costs the worker several times the CPU of :class:`HTTPTransport` per
+    request.
     """
 
     def __init__(self, **client_kwargs: Any) -> None:
         self._client_kwargs = client_kwargs
         super().__init__()
-        self._client: Any = self._new_client()
+        self._new_client().close()
+        self._client: Any = None
 
     def _new_client(self) -> Any:
         import httpx
@@ -533,7 +538,8 @@ class HttpxTransport(_FirstUseGuard):
             # The options' names only: their values may hold a proxy's password.
             raise OptionError(
                 f"HttpxTransport({', '.join(f'{name}=...' for name in self._client_kwargs)}): "
-                f"httpx {httpx.__version__} refused these options: {without_credentials(exc)}"
+                f"httpx {httpx.__version__} refused these options: "
+                f"{without_credentials(exc, *self._client_kwargs.values())}"
             ) from exc
 
     def _get_client(self) -> Any:

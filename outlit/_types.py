@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypeAlias, TypedDict
+from uuid import UUID  # this module loads on first use of its names, not with `import outlit`
 
 from ._retry import RetryPolicy
 from ._transport import Transport
 
 Timestamp = int | float | _dt.datetime
-
-if TYPE_CHECKING:  # uuid is not imported at run time: it would double `import outlit`'s cost
-    from typing import TypeAlias
-    from uuid import UUID
-
-    #: Ids that databases key by: a string, an int or a UUID (sent as a string).
-    NumericId: TypeAlias = str | int | UUID
-    #: A device id: a string or a UUID (sent as a string).
-    DeviceId: TypeAlias = str | UUID
+#: Ids that databases key by: a string, an int or a UUID (sent as a string). Defined at run
+#: time, so that typing.get_type_hints and pydantic can read the TypedDicts below.
+NumericId: TypeAlias = str | int | UUID
+#: A device id: a string or a UUID (sent as a string).
+DeviceId: TypeAlias = str | UUID
 
 
 class OutlitOptions(TypedDict, total=False):

@@ -746,6 +746,7 @@ class _HTTPServer(ThreadingHTTPServer):
             name = name[1 : name.find("]")] if "]" in name else name
         elif name.count(":") == 1:
             name = name.partition(":")[0]
+        name = name.removesuffix(".")  # "localhost." is the same name, fully qualified
         if name == "localhost" or name.endswith(".localhost") or name == self.server_name:
             return True
         try:

@@ -178,6 +178,8 @@ def test_requests_for_another_host_name_are_refused(collector: Collector, client
         "127.0.0.2",
         f"[::1]:{collector.port}",
         "viewer.localhost",
+        "localhost.",
+        f"app.localhost.:{collector.port}",
     ):
         answer = client.request("GET", "/api/events", headers={"Host": local})
         assert answer.status == 200, local

@@ -153,6 +153,9 @@ def test_missing_public_key_says_how_to_provide_it():
         ("api_host", "http://127.0.0.1:8787/a b"),
         ("api_host", "https://user:secret@app.outlit.ai/?token=1"),
         ("api_host", "htps://user:secret@app.outlit.ai"),
+        # Passwords with characters a URL allows there, or an @ left unencoded.
+        ("api_host", "https://user:se'cret@app.outlit.ai/?x=1"),
+        ("api_host", "https://user:p@secret@app.outlit.ai/?x=1"),
         ("flush_interval", 0),
         ("flush_interval", -1.0),
         ("flush_interval", "10"),
@@ -189,7 +192,7 @@ def test_bad_option_raises_option_error_naming_it(option, value):
         Outlit(**options)
     assert isinstance(raised.value, ValueError)
     assert option in str(raised.value)
-    assert "secret" not in str(raised.value)
+    assert "secret" not in str(raised.value) and "cret" not in str(raised.value)
 
 
 @pytest.mark.parametrize(

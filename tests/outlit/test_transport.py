@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -418,6 +419,40 @@ def test_https_verifies_the_server_against_the_given_authorities(tls_server, aut
     assert tls_server.exchanges[0].headers["host"] == f"127.0.0.1:{tls_server.port}"
 
 
+def test_an_httpx_transport_made_before_gevent_patches_still_sends_over_https(
+    tls_server, authority, tmp_path
+):
+    # gunicorn --preload -k gevent with the transport in the settings: it is made in the master,
+    # before the worker patches ssl and socket. Its client must be built at the first send.
+    pytest.importorskip("gevent", reason="gevent is in the dev extra")
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    script = textwrap.dedent(
+        f"""
+        from outlit import HttpxTransport, Outlit
+
+        transport = HttpxTransport(verify={str(bundle)!r}, trust_env=False)
+
+        from gevent import monkey
+
+        monkey.patch_all()
+        client = Outlit(
+            public_key="pk_t", api_host="https://127.0.0.1:{tls_server.port}", transport=transport
+        )
+        client.track(event_name="signup", email="jane@acme.com")
+        print(bool(client.flush(5)), client.stats.delivered)
+        client.shutdown(1)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == ["True", "1"], done.stdout + done.stderr
+
+
 def test_https_refuses_a_server_it_cannot_verify(tls_server):
     transport = HTTPTransport(trust_env=False)  # the system authorities do not know the test CA
     try:
@@ -502,6 +537,11 @@ def test_a_proxy_the_default_transport_cannot_use_is_refused_without_showing_its
         HTTPTransport(proxy="socks5://bob:hunter2@127.0.0.1:1080")
     with pytest.raises(OptionError, match="Port could not be cast"):
         HTTPTransport(proxy="http://bob:hunter2@127.0.0.1:port")
+    for password in ("hun'ter2", "hunter2@x", 'hun"ter2'):
+        with pytest.raises(OptionError) as refused:
+            HTTPTransport(proxy=f"socks5://bob:{password}@127.0.0.1:1080")
+        assert "ter2" not in str(refused.value)
+        assert "socks5://***@127.0.0.1:1080" in str(refused.value)
     # From the environment, it can only be found at a send: the log names it, not its password.
     for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)

@@ -4,9 +4,15 @@ method, the client's and a bound tracker's alike; a misspelt keyword does not.""
 
 from __future__ import annotations
 
+import sys
 import textwrap
+import typing
+import uuid
 from collections.abc import Callable
 
+import pytest
+
+import outlit
 from outlit import MockTransport, Outlit
 
 TypeErrors = Callable[[str], dict[int, str]]
@@ -69,3 +75,31 @@ def test_wrong_types_and_misspelt_fields_are_reported_on_their_lines(
     type_errors: TypeErrors,
 ) -> None:
     assert sorted(type_errors(MISTAKES)) == [6, 7, 8, 9]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "OutlitOptions",
+        "ServerTrackOptions",
+        "ServerIdentifyOptions",
+        "StageOptions",
+        "BillingOptions",
+    ],
+)
+def test_the_option_types_can_be_read_at_run_time(name: str) -> None:
+    # typing.get_type_hints, and what reads types at run time through it (pydantic, FastAPI).
+    hints = typing.get_type_hints(getattr(outlit, name))
+    assert hints
+    if "user_id" in hints:
+        assert hints["user_id"] == str | int | uuid.UUID | None
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="pydantic reads typing.TypedDict from Python 3.12 on"
+)
+def test_pydantic_validates_a_call_against_the_option_types() -> None:
+    pydantic = pytest.importorskip("pydantic", reason="pydantic comes with FastAPI (dev extra)")
+    adapter = pydantic.TypeAdapter(outlit.ServerTrackOptions)
+    call = adapter.validate_python({"event_name": "signup", "user_id": 42, "email": None})
+    assert call == {"event_name": "signup", "user_id": 42, "email": None}
