@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import SynchronousOnlyOperation
+from django.db import connections
 
 from outlit._log import get_logger
 from outlit._tracker import user_identity
@@ -45,6 +49,35 @@ def through_reference(
                 "identity is unknown; keep the request, or pass the identity to the call"
             )
             return None
-        return identity(request)
+        try:
+            return identity(request)
+        except SynchronousOnlyOperation:
+            # Looked up from async code before the user was loaded (an async middleware ahead
+            # of the view, an async iterator or async_to_sync() inside a sync view): Django
+            # refuses the query in an event loop, so it runs in a thread, waited for here.
+            return _in_a_thread(identity, request)
 
     return lookup
+
+
+def _in_a_thread(
+    identity: Callable[[HttpRequest], Mapping[str, Any] | None], request: HttpRequest
+) -> Mapping[str, Any] | None:
+    outcome: list[Any] = []
+
+    def look_up() -> None:
+        try:
+            outcome.append(identity(request))
+        except BaseException as exc:  # raised again on the caller's thread
+            outcome.append(exc)
+        finally:
+            connections.close_all()  # this thread's connections end with it
+
+    thread = threading.Thread(target=look_up, name="outlit-identity", daemon=True)
+    thread.start()
+    thread.join()
+    found = outcome[0]
+    if isinstance(found, BaseException):
+        raise found
+    result: Mapping[str, Any] | None = found
+    return result

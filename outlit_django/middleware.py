@@ -15,6 +15,7 @@ from weakref import ref
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.functional import LazyObject, empty
 
 from outlit import BoundTracker
 from outlit._log import get_logger
@@ -144,17 +145,21 @@ class OutlitMiddleware:
             is_async = _is_async_view(view_func)
         identity = conf.get_settings().identity if is_async else None
         if identity is not None:
-            auser = getattr(request, "auser", None)
-            if auser is not None:
-                try:
-                    user = await auser()
-                except Exception:
-                    _could_not_load(request)
-                else:
-                    # Assigned as login() does, so request.user and the identity function see it.
-                    request.user = user
-            elif hasattr(request, "user"):  # Django 4.2 has no request.auser()
-                await sync_to_async(_load_user)(request)
+            user = getattr(request, "user", None)
+            if isinstance(user, LazyObject) and user._wrapped is empty:  # not loaded yet
+                auser = getattr(request, "auser", None)
+                if auser is not None and _is_the_sessions_user(user):
+                    try:
+                        loaded = await auser()
+                    except Exception:
+                        _could_not_load(request)
+                    else:
+                        # What loading it would give (both read the session), without a query
+                        # in the event loop. The object stays: request.user is not replaced.
+                        user._wrapped = loaded
+                else:  # another middleware's lazy user, or Django 4.2 (no request.auser())
+                    await sync_to_async(_load_user)(request)
+            # A user that another middleware set (an API token's, say) is left as it is.
             if identity is not default_identity:
                 # An identity function of the app's own may query the database as well
                 # (request.user.organization), which Django refuses inside the event loop:
@@ -178,6 +183,14 @@ def _is_async_view(view_func: Callable[..., Any]) -> bool:
         return answer
     except TypeError:  # an unhashable callable
         return iscoroutinefunction(view_func)
+
+
+def _is_the_sessions_user(user: Any) -> bool:
+    """Whether ``user`` is the lazy user of Django's AuthenticationMiddleware, which
+    ``request.auser()`` loads from the same session (another middleware's lazy user may be
+    someone else: an API token's, say)."""
+    setup = vars(user).get("_setupfunc")
+    return getattr(setup, "__module__", None) == "django.contrib.auth.middleware"
 
 
 def _load_user(request: HttpRequest) -> None:

@@ -12,7 +12,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.models import User
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
-from django.test import AsyncClient, Client, TestCase, override_settings
+from django.test import AsyncClient, Client, TestCase, TransactionTestCase, override_settings
 from djtestproject import BASE_OUTLIT, identity
 
 from outlit import BoundTracker, MockTransport
@@ -503,3 +503,70 @@ class UserStoreDownTests(OutlitTestCase):
     async def test_an_async_view_under_asgi_that_never_tracks_answers(self):
         response = await AsyncClient(raise_request_exception=True).get("/aquiet/")
         assert (response.status_code, response.content) == (200, b"quiet")
+
+
+@override_settings(
+    MIDDLEWARE=[
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "djtestproject.middleware.ApiTokenMiddleware",
+        "outlit_django.middleware.OutlitMiddleware",
+        "djtestproject.middleware.TrackFirstMiddleware",
+    ]
+)
+class AsyncCodeTests(TransactionTestCase):
+    """Async views and async code under ASGI, beside an app's own middleware. Committed data
+    (TransactionTestCase): a lookup that runs in a thread of its own must see the users."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.transport = MockTransport()
+        override = override_settings(
+            OUTLIT={**BASE_OUTLIT, "TRANSPORT": self.transport, "IDENTIFY_ON_LOGIN": False}
+        )
+        override.enable()
+        self.addCleanup(override.disable)
+        self.jane = User.objects.create_user("jane", "jane@acme.com", "pw")
+        self.admin = User.objects.create_user("admin", "admin@acme.com", "pw")
+
+    async def sent(self) -> list[tuple[str, str]]:
+        assert await outlit.aflush(timeout=5)
+        return [(event["eventName"], event.get("userId")) for event in self.transport.events]
+
+    async def test_a_user_another_middleware_set_is_the_one_the_view_sees(self):
+        # Loading the session's user ahead of an async view replaced request.user with it: an
+        # API-token request became anonymous, or the session's user.
+        token = {"Authorization": "Token jane"}
+        assert (await AsyncClient().get("/awhoami/", headers=token)).content == b"jane"
+        client = AsyncClient()
+        await force_login(client, self.admin)
+        assert (await client.get("/awhoami/", headers=token)).content == b"jane"
+        assert (await client.get("/awhoami/")).content == b"admin"
+        response = await self.acall(client, path="/acall/")
+        assert response.status_code == 200, response.content
+        assert await self.sent() == [("report_exported", str(self.admin.pk))]
+
+    async def acall(self, client: AsyncClient, path: str, **headers: str) -> Any:
+        body = {"method": "track", "kwargs": {"event_name": "report_exported"}}
+        return await client.post(path, body, content_type="application/json", headers=headers)
+
+    async def test_an_async_middleware_that_tracks_before_the_view_loses_nothing(self):
+        # Its call looked the identity up in the event loop, before the user was loaded: the
+        # query was refused, and the failure kept for the request dropped the view's call too.
+        client = AsyncClient()
+        await force_login(client, self.jane)
+        response = await self.acall(client, "/acall/", **{"X-Track-First": "1"})
+        assert response.status_code == 200, response.content
+        jane = str(self.jane.pk)
+        assert await self.sent() == [("request_audited", jane), ("report_exported", jane)]
+        assert outlit.stats.dropped_by_reason == {}
+
+    async def test_async_code_inside_a_sync_view_gets_the_signed_in_user(self):
+        client = AsyncClient()
+        await force_login(client, self.jane)
+        streamed = await client.get("/stream/")
+        assert b"".join([part async for part in streamed.streaming_content]) == b"row\n"
+        assert (await client.get("/notify/")).content == b"ok"
+        jane = str(self.jane.pk)
+        assert await self.sent() == [("row_streamed", jane), ("notified", jane)]
+        assert outlit.stats.dropped_by_reason == {}

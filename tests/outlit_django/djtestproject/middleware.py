@@ -52,3 +52,41 @@ class UserStoreDownMiddleware:
         request.user = SimpleLazyObject(load)
         request.auser = aload
         return self.get_response(request)
+
+
+class ApiTokenMiddleware:
+    """A project's API-token authentication: ``Authorization: Token <username>`` sets
+    ``request.user`` to that user, a concrete object (no session involved)."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Token "):
+            from django.contrib.auth.models import User
+
+            request.user = User.objects.get(username=header.removeprefix("Token "))
+        return self.get_response(request)
+
+
+class TrackFirstMiddleware:
+    """An async-only middleware after OutlitMiddleware that tracks before the view runs (for a
+    request with ``X-Track-First``), as an audit middleware would."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        from asgiref.sync import markcoroutinefunction
+
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: Any) -> Any:
+        if "X-Track-First" in request.headers:
+            request.outlit.track(event_name="request_audited")
+        return await self.get_response(request)

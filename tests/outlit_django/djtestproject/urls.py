@@ -12,4 +12,7 @@ urlpatterns = [
     path("alogin/", views.alogin_view),
     path("quiet/", views.quiet),
     path("aquiet/", views.aquiet),
+    path("awhoami/", views.whoami),
+    path("stream/", views.stream),
+    path("notify/", views.notify),
 ]

@@ -87,3 +87,30 @@ def quiet(request: HttpRequest) -> HttpResponse:
 async def aquiet(request: HttpRequest) -> HttpResponse:
     """An async view that neither tracks nor reads request.user."""
     return HttpResponse("quiet")
+
+
+async def whoami(request: HttpRequest) -> HttpResponse:
+    """The user the view sees, as an async view reads it once the middleware have run."""
+    return HttpResponse(request.user.get_username() or "anonymous")
+
+
+def stream(request: HttpRequest) -> Any:
+    """A sync view streaming from an async iterator (Django's advice under ASGI) that tracks."""
+    from django.http import StreamingHttpResponse
+
+    async def rows() -> Any:
+        request.outlit.track(event_name="row_streamed")  # type: ignore[attr-defined]
+        yield "row\n"
+
+    return StreamingHttpResponse(rows())
+
+
+def notify(request: HttpRequest) -> HttpResponse:
+    """A sync view that runs async code, which tracks."""
+    from asgiref.sync import async_to_sync
+
+    async def send() -> None:
+        request.outlit.track(event_name="notified")  # type: ignore[attr-defined]
+
+    async_to_sync(send)()
+    return HttpResponse("ok")
