@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import SynchronousOnlyOperation
-from django.db import connections
 
 from outlit._log import get_logger
 from outlit._tracker import user_identity
@@ -51,33 +49,20 @@ def through_reference(
             return None
         try:
             return identity(request)
-        except SynchronousOnlyOperation:
+        except SynchronousOnlyOperation as exc:
             # Looked up from async code before the user was loaded (an async middleware ahead
-            # of the view, an async iterator or async_to_sync() inside a sync view): Django
-            # refuses the query in an event loop, so it runs in a thread, waited for here.
-            return _in_a_thread(identity, request)
+            # of the view, async code inside a sync view): Django refuses the query in an
+            # event loop. This call is dropped; the middleware looks the identity up again
+            # once it has loaded the user, before the view (see middleware._process_view).
+            request.__dict__[EARLY_LOOKUP] = True
+            raise SynchronousOnlyOperation(
+                "request.outlit was used from async code before request.user was loaded, and "
+                "Django refuses to load it there: load it first (await request.auser(), or "
+                "request.user.is_authenticated in sync code) or pass the identity to the call"
+            ) from exc
 
     return lookup
 
 
-def _in_a_thread(
-    identity: Callable[[HttpRequest], Mapping[str, Any] | None], request: HttpRequest
-) -> Mapping[str, Any] | None:
-    outcome: list[Any] = []
-
-    def look_up() -> None:
-        try:
-            outcome.append(identity(request))
-        except BaseException as exc:  # raised again on the caller's thread
-            outcome.append(exc)
-        finally:
-            connections.close_all()  # this thread's connections end with it
-
-    thread = threading.Thread(target=look_up, name="outlit-identity", daemon=True)
-    thread.start()
-    thread.join()
-    found = outcome[0]
-    if isinstance(found, BaseException):
-        raise found
-    result: Mapping[str, Any] | None = found
-    return result
+#: Set on a request whose identity was looked up too early (see through_reference).
+EARLY_LOOKUP = "_outlit_early_lookup"

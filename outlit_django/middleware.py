@@ -23,7 +23,7 @@ from outlit._tracker import lookup_tracker
 
 from . import asgi, conf
 from .client import _proxy, get_client, resolved_options
-from .identity import default_identity
+from .identity import EARLY_LOOKUP, default_identity
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
@@ -124,6 +124,7 @@ class OutlitMiddleware:
             identity = conf.get_settings().identity
             if identity is not None:
                 _load_user(request)
+                _look_up_again_if_too_early(request)
                 if identity is not default_identity:
                     # An identity function of the app's own may query the database as well
                     # (request.user.organization): look the identity up now, in sync code.
@@ -160,6 +161,7 @@ class OutlitMiddleware:
                 else:  # another middleware's lazy user, or Django 4.2 (no request.auser())
                     await sync_to_async(_load_user)(request)
             # A user that another middleware set (an API token's, say) is left as it is.
+            _look_up_again_if_too_early(request)
             if identity is not default_identity:
                 # An identity function of the app's own may query the database as well
                 # (request.user.organization), which Django refuses inside the event loop:
@@ -200,6 +202,16 @@ def _load_user(request: HttpRequest) -> None:
             _ = user.is_authenticated
     except Exception:
         _could_not_load(request)
+
+
+def _look_up_again_if_too_early(request: HttpRequest) -> None:
+    """A call from async code ahead of the view (an async middleware) found the user not
+    loaded and was dropped: now that it is, the view's calls get the identity."""
+    if request.__dict__.pop(EARLY_LOOKUP, False):
+        tracker = request.__dict__.get("outlit")
+        if isinstance(tracker, BoundTracker):
+            tracker._source = request_tracker(request)._source
+            tracker._ids = None
 
 
 def _resolve_identity(request: HttpRequest) -> None:

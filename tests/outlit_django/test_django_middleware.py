@@ -12,7 +12,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.models import User
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
-from django.test import AsyncClient, Client, TestCase, TransactionTestCase, override_settings
+from django.test import AsyncClient, Client, TestCase, override_settings
 from djtestproject import BASE_OUTLIT, identity
 
 from outlit import BoundTracker, MockTransport
@@ -514,9 +514,8 @@ class UserStoreDownTests(OutlitTestCase):
         "djtestproject.middleware.TrackFirstMiddleware",
     ]
 )
-class AsyncCodeTests(TransactionTestCase):
-    """Async views and async code under ASGI, beside an app's own middleware. Committed data
-    (TransactionTestCase): a lookup that runs in a thread of its own must see the users."""
+class AsyncCodeTests(TestCase):
+    """Async views and async code under ASGI, beside an app's own middleware."""
 
     def setUp(self) -> None:
         super().setUp()
@@ -533,6 +532,10 @@ class AsyncCodeTests(TransactionTestCase):
         assert await outlit.aflush(timeout=5)
         return [(event["eventName"], event.get("userId")) for event in self.transport.events]
 
+    async def acall(self, client: AsyncClient, path: str, **headers: str) -> Any:
+        body = {"method": "track", "kwargs": {"event_name": "report_exported"}}
+        return await client.post(path, body, content_type="application/json", headers=headers)
+
     async def test_a_user_another_middleware_set_is_the_one_the_view_sees(self):
         # Loading the session's user ahead of an async view replaced request.user with it: an
         # API-token request became anonymous, or the session's user.
@@ -542,31 +545,32 @@ class AsyncCodeTests(TransactionTestCase):
         await force_login(client, self.admin)
         assert (await client.get("/awhoami/", headers=token)).content == b"jane"
         assert (await client.get("/awhoami/")).content == b"admin"
-        response = await self.acall(client, path="/acall/")
+        response = await self.acall(client, "/acall/")
         assert response.status_code == 200, response.content
         assert await self.sent() == [("report_exported", str(self.admin.pk))]
 
-    async def acall(self, client: AsyncClient, path: str, **headers: str) -> Any:
-        body = {"method": "track", "kwargs": {"event_name": "report_exported"}}
-        return await client.post(path, body, content_type="application/json", headers=headers)
-
-    async def test_an_async_middleware_that_tracks_before_the_view_loses_nothing(self):
-        # Its call looked the identity up in the event loop, before the user was loaded: the
-        # query was refused, and the failure kept for the request dropped the view's call too.
+    async def test_an_async_middleware_that_tracks_before_the_view_costs_the_view_nothing(self):
+        # Its call looks the identity up in the event loop, before the user is loaded: Django
+        # refuses the query, and that call is dropped (saying what to do). The failure was
+        # kept for the whole request, so the view's own calls were dropped as well.
         client = AsyncClient()
         await force_login(client, self.jane)
-        response = await self.acall(client, "/acall/", **{"X-Track-First": "1"})
+        with self.assertLogs("outlit", logging.ERROR) as logs:
+            response = await self.acall(client, "/acall/", **{"X-Track-First": "1"})
         assert response.status_code == 200, response.content
-        jane = str(self.jane.pk)
-        assert await self.sent() == [("request_audited", jane), ("report_exported", jane)]
-        assert outlit.stats.dropped_by_reason == {}
+        assert "before request.user was loaded" in "\n".join(logs.output)
+        assert await self.sent() == [("report_exported", str(self.jane.pk))]
+        assert outlit.stats.dropped_by_reason == {"identity_failed": 1}
 
-    async def test_async_code_inside_a_sync_view_gets_the_signed_in_user(self):
+    async def test_async_code_in_a_sync_view_gets_the_user_the_view_loaded(self):
         client = AsyncClient()
         await force_login(client, self.jane)
-        streamed = await client.get("/stream/")
+        streamed = await client.get("/stream/?load=1")
         assert b"".join([part async for part in streamed.streaming_content]) == b"row\n"
-        assert (await client.get("/notify/")).content == b"ok"
-        jane = str(self.jane.pk)
-        assert await self.sent() == [("row_streamed", jane), ("notified", jane)]
-        assert outlit.stats.dropped_by_reason == {}
+        assert await self.sent() == [("row_streamed", str(self.jane.pk))]
+        # Not loaded: the call is dropped, and the log says how to load it.
+        with self.assertLogs("outlit", logging.ERROR) as logs:
+            streamed = await client.get("/stream/")
+            assert b"".join([part async for part in streamed.streaming_content]) == b"row\n"
+        assert "await request.auser()" in "\n".join(logs.output)
+        assert outlit.stats.dropped_by_reason == {"identity_failed": 1}

@@ -14,5 +14,4 @@ urlpatterns = [
     path("aquiet/", views.aquiet),
     path("awhoami/", views.whoami),
     path("stream/", views.stream),
-    path("notify/", views.notify),
 ]

@@ -95,22 +95,15 @@ async def whoami(request: HttpRequest) -> HttpResponse:
 
 
 def stream(request: HttpRequest) -> Any:
-    """A sync view streaming from an async iterator (Django's advice under ASGI) that tracks."""
+    """A sync view streaming from an async iterator (Django's advice under ASGI) that tracks;
+    with ``?load=1`` it loads the user first, as the README advises."""
     from django.http import StreamingHttpResponse
+
+    if request.GET.get("load"):
+        _ = request.user.is_authenticated
 
     async def rows() -> Any:
         request.outlit.track(event_name="row_streamed")  # type: ignore[attr-defined]
         yield "row\n"
 
     return StreamingHttpResponse(rows())
-
-
-def notify(request: HttpRequest) -> HttpResponse:
-    """A sync view that runs async code, which tracks."""
-    from asgiref.sync import async_to_sync
-
-    async def send() -> None:
-        request.outlit.track(event_name="notified")  # type: ignore[attr-defined]
-
-    async_to_sync(send)()
-    return HttpResponse("ok")
