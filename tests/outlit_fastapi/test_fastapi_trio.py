@@ -4,6 +4,7 @@
 No ``from __future__ import annotations``: FastAPI reads these local routes' annotations.
 """
 
+from importlib import metadata
 from typing import Annotated
 
 import anyio
@@ -16,7 +17,15 @@ from starlette.requests import Request
 from outlit import BoundTracker
 from outlit_fastapi import OutlitMiddleware
 
-pytest.importorskip("trio", reason="trio is in the dev extra; this install lacks it")
+trio = pytest.importorskip("trio", reason="trio is in the dev extra; this install lacks it")
+ANYIO = metadata.version("anyio")
+TRIO = tuple(int(part) for part in trio.__version__.split(".")[:2])
+if int(ANYIO.split(".")[0]) < 4 and TRIO >= (0, 24):  # trio 0.24 removed trio.MultiError
+    pytest.skip(
+        f"anyio {ANYIO} (the oldest Starlette's) runs trio only up to 0.23, which does not "
+        f"run on this Python; trio {trio.__version__} is installed",
+        allow_module_level=True,
+    )
 
 # anyio 3 (under the oldest Starlette tox.ini tests) builds on trio.MultiError, which the trio
 # releases it works with deprecate: anyio's warning, not ours.
