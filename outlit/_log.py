@@ -26,12 +26,19 @@ def without_credentials(text: object, *urls: object) -> str:
 
     shown = str(text)
     for url in urls:
-        if isinstance(url, str):
-            rest = url.split("://", 1)[1] if "://" in url else url
-            authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-            userinfo, at, _ = authority.rpartition("@")
-            if at and userinfo:
-                shown = shown.replace(userinfo + "@", "***@")
+        if not isinstance(url, str):
+            continue
+        # Up to the last @: a password may hold an unencoded @, / or # (which URL parsers
+        # then misread, quoting part of it as a port or a path in their messages).
+        userinfo, at, _ = (url.split("://", 1)[1] if "://" in url else url).rpartition("@")
+        if not (at and userinfo):
+            continue
+        shown = shown.replace(userinfo + "@", "***@")
+        password = userinfo.partition(":")[2]
+        pieces = {password, *re.split(r"[/?#@]", password)}
+        for piece in sorted(pieces, key=len, reverse=True):
+            if len(piece) >= 3:
+                shown = shown.replace(piece, "***")
     shown = re.sub(r"(//)[^\s'\"/@]*@", r"\1***@", shown)
     return re.sub(r"[^\s'\"/:@]+:[^\s'\"/@]+@", "***@", shown)
 

@@ -404,11 +404,17 @@ def _parse_proxy(proxy: str) -> tuple[str, int, str | None]:
             f"unsupported proxy {shown!r}: use an http://host:port proxy "
             "(for SOCKS, outlit.HttpxTransport with httpx's socks extra)"
         )
+    try:
+        port = parts.port or 80
+    except ValueError as exc:  # the port is not a number (or a password holds a / or #)
+        shown = without_credentials(proxy, proxy)
+        detail = without_credentials(exc, proxy)
+        raise TransportError(f"the proxy {shown!r} is not a usable URL: {detail}") from None
     credentials = None
     if parts.username is not None:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         credentials = base64.b64encode(pair.encode()).decode("ascii")
-    return parts.hostname, parts.port or 80, credentials
+    return parts.hostname, port, credentials
 
 
 def _open_tunnel(sock: socket.socket, tunnel: str) -> None:
@@ -532,7 +538,7 @@ class HttpxTransport(_FirstUseGuard):
         kwargs.update(self._client_kwargs)
         try:
             return httpx.Client(**kwargs)
-        except (TypeError, ValueError, ImportError) as exc:
+        except (TypeError, ValueError, ImportError, httpx.InvalidURL) as exc:
             from ._exceptions import OptionError
 
             # The options' names only: their values may hold a proxy's password.
@@ -540,7 +546,7 @@ class HttpxTransport(_FirstUseGuard):
                 f"HttpxTransport({', '.join(f'{name}=...' for name in self._client_kwargs)}): "
                 f"httpx {httpx.__version__} refused these options: "
                 f"{without_credentials(exc, *self._client_kwargs.values())}"
-            ) from exc
+            ) from None  # the original message may hold what this one hides
 
     def _get_client(self) -> Any:
         if self._client is None:  # after close() or a fork
