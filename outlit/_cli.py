@@ -557,12 +557,8 @@ def _doctor(args: argparse.Namespace) -> int:
         except OptionError as host_exc:
             checks.append(Check("api host", False, str(host_exc)))
         raw_key = args.public_key or os.environ.get(ENV_PUBLIC_KEY)
-        config = {
-            "public_key": mask_key(raw_key) if raw_key else None,
-            "api_host": without_credentials(
-                raw_host, raw_host
-            ),  # refused, but maybe for its password
-        }
+        shown_host = without_credentials(raw_host, raw_host)  # perhaps refused for a password
+        config = {"public_key": mask_key(raw_key) if raw_key else None, "api_host": shown_host}
     else:
         described = describe(options)
         first = ("public_key", "api_host", "events_url")

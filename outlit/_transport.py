@@ -549,7 +549,7 @@ class HttpxTransport(_FirstUseGuard):
             ) from None  # the original message may hold what this one hides
 
     def _get_client(self) -> Any:
-        if self._client is None:  # after close() or a fork
+        if self._client is None:  # the first send, and again after close() or a fork
             self._client = self._new_client()
         return self._client
 
